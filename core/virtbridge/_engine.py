@@ -168,6 +168,9 @@ class Engine:
     def __len__(self) -> int:
         return len(self._domains)
 
+    def __bool__(self) -> bool:
+        return True  # an engine with no domains yet is still an engine
+
     def __contains__(self, name: object) -> bool:
         return name in self._domains
 

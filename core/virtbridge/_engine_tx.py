@@ -147,11 +147,11 @@ class Tx:
 
     # -- output -------------------------------------------------------------------------------
 
-    def emit(self, kind: EventID, payload: Payload) -> None:
+    def emit(self, kind: EventID, payload: Payload, ref: DomainRef | None = None) -> None:
         dom = self.domain()
         signal = self.signal
         self.events.append(
-            Event(kind, dom.ref, payload, dom.state, dom.reason, signal.timestamp, signal)
+            Event(kind, ref or dom.ref, payload, dom.state, dom.reason, signal.timestamp, signal)
         )
 
     def lifecycle(self, event: EventType, detail: int) -> None:

@@ -2,7 +2,8 @@
 
 The format (documented for users in ``examples/traces/README.md``)::
 
-    {"domain": "vm1", "event": "SHUTDOWN", "data": {"guest": true}, "timestamp": {"seconds": 1, "microseconds": 2}}
+    {"domain": "vm1", "event": "SHUTDOWN", "data": {"guest": true},
+     "timestamp": {"seconds": 1764100633, "microseconds": 983000}}
     {"domain": "vm1", "signal": "intent", "intent": "start", "on_crash": "restart"}
     {"domain": "vm1", "signal": "eof"}
 
@@ -14,6 +15,7 @@ comments.  Unknown keys are ignored so newer traces still load.  A bad line rais
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum, IntEnum
 from typing import Any
 
@@ -228,7 +230,7 @@ def parse_payload(event_id: EventID, value: Any) -> Payload:
     return payload
 
 
-_SIGNALS = {
+_SIGNALS: dict[str, Callable[[dict[str, Any], dict[str, Any]], Signal]] = {
     "eof": lambda obj, common: MonitorEof(**common),
     "exit": _exit,
     "intent": _intent,

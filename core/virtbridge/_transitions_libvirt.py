@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from virtbridge._engine_tx import Tx
+from virtbridge._model import DomainRef
 from virtbridge._model_events import Lifecycle
 from virtbridge._model_lifecycle import (
     CrashedDetail,
@@ -97,9 +98,6 @@ def libvirt_event(tx: Tx) -> None:
     signal = tx.signal
     assert isinstance(signal, LibvirtEvent)
     dom = tx.domain()
-    if signal.id != dom.id:
-        dom.id = signal.id
-        dom.refresh_ref()
     payload = signal.payload
     if signal.state is not None:
         tx.set_state(signal.state, signal.reason or 0)
@@ -112,4 +110,14 @@ def libvirt_event(tx: Tx) -> None:
             dom.persistent = False
         if target is not None:
             tx.set_state(*target)
-    tx.emit(signal.event_id, payload)
+    # The record keeps "ID > 0 exactly while active"; the event carries libvirt's ID as given.
+    if not dom.active:
+        new_id = -1
+    elif signal.id > 0:
+        new_id = signal.id
+    else:
+        new_id = dom.id if dom.id > 0 else tx.engine.allocate_id()
+    if new_id != dom.id:
+        dom.id = new_id
+        dom.refresh_ref()
+    tx.emit(signal.event_id, payload, DomainRef(dom.name, dom.uuid, signal.id))

@@ -78,8 +78,13 @@ def observed_status(tx: Tx) -> None:
             tx.lifecycle(EventType.RESUMED, ResumedDetail.UNPAUSED)
             tx.lifecycle(EventType.STARTED, StartedDetail.BOOTED)
         else:
-            tx.set_state(*target)
+            # Started, then (before we looked) paused, shut down, crashed or PM-suspended.
+            if target[0] is not DomainState.PAUSED:
+                tx.set_state(DomainState.RUNNING, RunningReason.BOOTED)
+            else:
+                tx.set_state(*target)
             tx.lifecycle(EventType.STARTED, StartedDetail.BOOTED)
+            tx.set_state(*target)
             event, detail = _ANNOUNCE[target[0]]
             tx.lifecycle(event, detail(target[1]))
     else:

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import sys
 import time
-import os
 import tracemalloc
 from pathlib import Path
 

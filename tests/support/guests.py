@@ -115,10 +115,7 @@ class _Asm:
         code = bytearray(self._code)
         for position, size, target, kind in self._fixups:
             address = self._labels[target]
-            if kind == "abs":
-                value = _ORIGIN + address
-            else:
-                value = address - (position + size)
+            value = _ORIGIN + address if kind == "abs" else address - (position + size)
             if size == 1 and not -128 <= value <= 127:
                 raise ValueError(f"short jump to {target!r} out of range ({value})")
             field = value & ((1 << (8 * size)) - 1)
@@ -128,7 +125,7 @@ class _Asm:
 
 def _prologue(a: _Asm) -> None:
     a.op(0xFA)  #                     cli
-    a.abs16(b"\xEA", "start", b"\0\0")  # jmp 0x0000:start  (BIOSes differ: 07C0:0000 vs 0000:7C00)
+    a.abs16(b"\xea", "start", b"\0\0")  # jmp 0x0000:start  (BIOSes differ: 07C0:0000 vs 0000:7C00)
     a.label("start")
     a.op(0x31, 0xC0)  #               xor ax, ax
     a.op(0x8E, 0xD8)  #               mov ds, ax
@@ -136,7 +133,7 @@ def _prologue(a: _Asm) -> None:
     a.op(0x8E, 0xD0)  #               mov ss, ax
     a.op(0xBC, 0x00, 0x7C)  #         mov sp, 0x7C00      (stack grows down below the sector)
     a.op(0xFC)  #                     cld
-    a.abs16(b"\xBE", "marker")  #     mov si, marker
+    a.abs16(b"\xbe", "marker")  #     mov si, marker
     a.call("print")  #                call print
 
 
@@ -170,7 +167,7 @@ def _action(a: _Asm, name: str) -> None:
         a.op(0xB0, 0xFE)  #           mov al, 0xFE        (pulse the CPU reset line)
         a.op(0xE6, 0x64)  #           out 0x64, al
     elif name == "triplefault":
-        a.abs16(b"\x0F\x01\x1E", "null_idt")  # lidt [null_idt]  (limit 0: no vector is valid)
+        a.abs16(b"\x0f\x01\x1e", "null_idt")  # lidt [null_idt]  (limit 0: no vector is valid)
         a.op(0xCC)  #                 int3                (-> #GP -> #DF -> triple fault)
     elif name == "wait-power-button":
         a.op(0xBA, 0x02, 0x06)  #     mov dx, 0x602       (PM1a_EN)
@@ -198,7 +195,7 @@ def _action(a: _Asm, name: str) -> None:
         a.op(0x89, 0xC3)  #           mov bx, ax
         a.op(0x83, 0xE3, 0xFE)  #     and bx, 0xFFFE      (bit 0 only flags I/O space)
         a.call("print_hex16")  #      call print_hex16
-        a.abs16(b"\xBE", "newline")  # mov si, newline
+        a.abs16(b"\xbe", "newline")  # mov si, newline
         a.call("print")  #            call print
     else:
         raise ValueError(f"unknown action {name!r}")
@@ -287,7 +284,7 @@ def _boot_sector(variant: str) -> bytes:
     code = a.assemble()
     if len(code) > _SECTOR_SIZE - 2:
         raise ValueError(f"variant {variant!r} needs {len(code)} bytes, more than one sector")
-    return code.ljust(_SECTOR_SIZE - 2, b"\0") + b"\x55\xAA"
+    return code.ljust(_SECTOR_SIZE - 2, b"\0") + b"\x55\xaa"
 
 
 def build_image(variant: str) -> bytes:

@@ -122,7 +122,7 @@ class Engine:
         tx = Tx(self, signal, dom)
         handler(tx)
         dom = tx.dom
-        if dom is not None and not dom.persistent and not dom.active:
+        if dom is not None and not dom.persistent and not dom.active and not dom.lingering:
             self._domains.pop(name, None)  # a transient domain disappears when it stops
         if not tx.events and not tx.actions and tx.error is None:
             return NOTHING

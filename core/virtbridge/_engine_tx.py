@@ -37,6 +37,7 @@ class DomainRecord:
         "deadline",
         "fake_reboot",
         "id",
+        "lingering",
         "managed_save",
         "name",
         "paused_reason",
@@ -69,6 +70,8 @@ class DomainRecord:
         self.being_destroyed = False
         self.saving = False
         self.managed_save = False
+        # Stopped while its process may still be exiting (its last QMP events are expected).
+        self.lingering = False
         # A shutdown request in flight (extension): whether, until when, and the reason before.
         self.requested = False
         self.deadline: int | None = None
@@ -135,13 +138,19 @@ class Tx:
         """A process now exists for the domain: give it the next domain ID."""
         dom = self.domain()
         dom.clear_process_flags()
+        dom.lingering = False
         dom.id = self.engine.allocate_id()
         dom.refresh_ref()
 
-    def deactivate(self) -> None:
-        """The process is gone (libvirt's qemuProcessStop): ID -1, per-process flags cleared."""
+    def deactivate(self, *, process_alive: bool = False) -> None:
+        """The domain stopped (libvirt's qemuProcessStop): ID -1, per-process flags cleared.
+
+        ``process_alive``: the process is still being killed, so its trailing events (QEMU's
+        SHUTDOWN after SIGTERM, the EOF) are expected and must not look like a new domain.
+        """
         dom = self.domain()
         dom.clear_process_flags()
+        dom.lingering = process_alive
         dom.id = -1
         dom.refresh_ref()
 

@@ -219,7 +219,7 @@ def qmp_guest_panicked(tx: Tx, dom: DomainRecord, data: dict[str, Any]) -> None:
         tx.act(act.CoreDump(domain=dom.name))
     if on_crash in (LifecycleAction.DESTROY, LifecycleAction.COREDUMP_DESTROY):
         tx.set_state(DomainState.SHUTOFF, ShutoffReason.CRASHED)
-        tx.deactivate()
+        tx.deactivate(process_alive=True)
         tx.lifecycle(EventType.STOPPED, StoppedDetail.CRASHED)
         tx.act(act.Kill(domain=dom.name))
     elif on_crash in RESTART_ACTIONS:
@@ -252,6 +252,14 @@ QMP_HANDLERS: dict[str, Handler] = {
 LIBVIRT_UNHANDLED = frozenset({"POWERDOWN"})
 """Events in the table that libvirt itself has no handler for (virtbridge extensions)."""
 
+LIBVIRT_SILENT = frozenset(
+    {"MIGRATION", "JOB_STATUS_CHANGE", "DUMP_COMPLETED", "BLOCK_JOB_PENDING", "BLOCK_JOB_ERROR"}
+)
+"""Events libvirt consumes for its own job bookkeeping without emitting a domain event.
+
+They are not "unknown", so in the default ``monitor_events = "unhandled"`` mode they are not
+forwarded either; ``monitor_events = "all"`` forwards them like every other QMP event."""
+
 
 def qmp_event(tx: Tx) -> None:
     """Every QMP event: first the generic monitor event (if asked for), then its handler."""
@@ -261,7 +269,9 @@ def qmp_event(tx: Tx) -> None:
     handler = QMP_HANDLERS.get(name)
     dom = tx.dom
     known = dom is not None and dom.active
-    generic = tx.engine.all_monitor_events or handler is None or name in LIBVIRT_UNHANDLED
+    generic = tx.engine.all_monitor_events or (
+        (handler is None and name not in LIBVIRT_SILENT) or name in LIBVIRT_UNHANDLED
+    )
     if not known:
         # An event for a domain with no live process: after a stop we already reported
         # (ignore it, as libvirt does), or from a monitor we never synchronised with.
@@ -286,6 +296,8 @@ def qmp_event(tx: Tx) -> None:
 def process_gone(tx: Tx) -> None:
     dom = tx.dom
     if dom is None or not dom.active:
+        if dom is not None:
+            dom.lingering = False  # the process we stopped earlier is gone now
         return  # already stopped: a second EOF, or the exit after the EOF
     if dom.state is DomainState.PAUSED and dom.reason == PausedReason.STARTING_UP:
         tx.set_state(DomainState.SHUTOFF, ShutoffReason.FAILED)  # start failed: no event

@@ -1,0 +1,148 @@
+"""The outbox: an append-only log of events that every sink reads from its own cursor.
+
+:class:`Outbox` is the interface the runtime uses; :class:`MemoryOutbox` keeps everything in
+memory (nothing survives a restart).  The durable SQLite outbox implements the same
+interface.  Sequence numbers start at 1; a cursor is the last sequence number a sink has
+committed (0 = nothing yet).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+from virtbridge._model import Event
+from virtbridge._records import Record, record_id
+
+
+class Outbox(ABC):
+    """The log between the engine and the sink workers."""
+
+    def __init__(self) -> None:
+        self._changed = asyncio.Event()
+        self._closed = False
+
+    @property
+    @abstractmethod
+    def bridge_id(self) -> str:
+        """This bridge's identity (the prefix of every event id)."""
+
+    @property
+    @abstractmethod
+    def last_seq(self) -> int:
+        """The sequence number of the newest record (0 when empty)."""
+
+    @abstractmethod
+    async def append(self, items: Sequence[tuple[Event, dict[str, Any] | None]]) -> list[Record]:
+        """Store events (with their enrichment attributes) and number them."""
+
+    @abstractmethod
+    async def read(self, after: int, limit: int) -> list[Record]:
+        """Up to ``limit`` records with ``seq > after``, in order."""
+
+    @abstractmethod
+    def cursor(self, sink: str) -> int:
+        """The last sequence number ``sink`` committed (0 if none)."""
+
+    @abstractmethod
+    async def commit(self, sink: str, seq: int) -> None:
+        """Record that ``sink`` has delivered everything up to ``seq``."""
+
+    async def open(self) -> None:  # noqa: B027 - optional hook
+        """Prepare storage."""
+
+    async def close(self) -> None:
+        self._closed = True
+        self._changed.set()
+
+    def register_sink(self, sink: str) -> int:
+        """Declare a sink that reads the log; returns its cursor."""
+        return self.cursor(sink)
+
+    def unregister_sink(self, sink: str) -> None:  # noqa: B027 - optional hook
+        """A sink no longer reads the log (removed from the configuration)."""
+
+    async def wait_beyond(self, seq: int, timeout: float | None = None) -> bool:
+        """Wait until a record newer than ``seq`` exists; False on timeout or close."""
+        while self.last_seq <= seq and not self._closed:
+            self._changed.clear()
+            if self.last_seq > seq:
+                break
+            try:
+                await asyncio.wait_for(self._changed.wait(), timeout)
+            except asyncio.TimeoutError:
+                return False
+        return self.last_seq > seq
+
+    def _notify(self) -> None:
+        self._changed.set()
+
+    def status(self) -> dict[str, Any]:
+        return {"kind": type(self).__name__, "last_seq": self.last_seq}
+
+
+class MemoryOutbox(Outbox):
+    """An outbox in memory: fast, bounded only by what the slowest sink has not committed."""
+
+    def __init__(self, bridge_id: str | None = None) -> None:
+        super().__init__()
+        self._bridge_id = bridge_id or str(uuid.uuid4())
+        self._records: list[Record] = []
+        self._base = 0  # seq of the record before _records[0]
+        self._last = 0
+        self._cursors: dict[str, int] = {}
+
+    @property
+    def bridge_id(self) -> str:
+        return self._bridge_id
+
+    @property
+    def last_seq(self) -> int:
+        return self._last
+
+    async def append(self, items: Sequence[tuple[Event, dict[str, Any] | None]]) -> list[Record]:
+        out = []
+        prefix = self._bridge_id
+        seq = self._last
+        for event, attributes in items:
+            seq += 1
+            out.append(Record(seq, record_id(prefix, seq), event, attributes))
+        self._records.extend(out)
+        self._last = seq
+        if not self._cursors:  # nobody reads: keep nothing
+            self._compact()
+        self._notify()
+        return out
+
+    async def read(self, after: int, limit: int) -> list[Record]:
+        start = max(after - self._base, 0)
+        return self._records[start : start + limit]
+
+    def cursor(self, sink: str) -> int:
+        return self._cursors.get(sink, 0)
+
+    def register_sink(self, sink: str) -> int:
+        # A sink that joins late starts at the oldest record still held.
+        return self._cursors.setdefault(sink, self._base)
+
+    def unregister_sink(self, sink: str) -> None:
+        self._cursors.pop(sink, None)
+        self._compact()
+
+    async def commit(self, sink: str, seq: int) -> None:
+        if seq > self._cursors.get(sink, 0):
+            self._cursors[sink] = seq
+            self._compact()
+
+    def _compact(self) -> None:
+        low = min(self._cursors.values(), default=self._last)
+        drop = low - self._base
+        if drop > 0 and (drop >= 1024 or drop == len(self._records)):
+            del self._records[:drop]
+            self._base = low
+
+    def status(self) -> dict[str, Any]:
+        return {**super().status(), "held": len(self._records)}

@@ -1,0 +1,151 @@
+"""The event on the wire: CloudEvents 1.0, structured JSON.
+
+``data`` is flat and jq-friendly: names *and* libvirt's numeric codes for every enum::
+
+    {"domain": "vm1", "uuid": null, "id": 3,
+     "kind": "lifecycle", "event_id": 0,
+     "event": "SHUTDOWN", "event_code": 6, "detail": "GUEST", "detail_code": 1,
+     "state": "SHUTDOWN", "state_code": 4, "reason": "UNKNOWN", "reason_code": 0,
+     "payload": {}, "extension": false,
+     "cause": {"domain": "vm1", "event": "SHUTDOWN", "data": {"guest": true}, ...}}
+
+Non-lifecycle events have no ``event``/``detail`` keys; their ``payload`` holds the kind's
+fields, each enum field as ``name`` plus ``name_code``.  ``cause`` is the signal that caused
+the event, in trace-file form, so a consumer can always see the raw hypervisor input.
+:func:`event_from_data` is the exact inverse (used by the durable outbox).
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Any
+
+import msgspec
+
+from virtbridge._model import DomainRef, Event
+from virtbridge._model_events import PAYLOAD_TYPES, EventID, Lifecycle, Payload
+from virtbridge._model_lifecycle import DETAILS, EventType
+from virtbridge._model_time import Timestamp
+from virtbridge._state import REASONS, DomainState
+from virtbridge._trace import parse_object, signal_to_object
+
+SPECVERSION = "1.0"
+CONTENT_TYPE = "application/cloudevents+json"
+TYPE_PREFIX = "io.virtbridge.domain."
+
+
+def event_type(event: Event) -> str:
+    """The CloudEvents ``type``: ``io.virtbridge.domain.<kind>``."""
+    return TYPE_PREFIX + event.kind.kind
+
+
+def event_to_data(event: Event) -> dict[str, Any]:
+    """The CloudEvents ``data`` object of an event."""
+    state = event.state
+    reason = REASONS[state](event.reason)
+    data: dict[str, Any] = {
+        "domain": event.domain.name,
+        "uuid": event.domain.uuid,
+        "id": event.domain.id,
+        "kind": event.kind.kind,
+        "event_id": int(event.kind),
+    }
+    payload = event.payload
+    if isinstance(payload, Lifecycle):
+        kind = EventType(payload.event)
+        detail = DETAILS[kind](payload.detail)
+        data.update(
+            event=kind.name, event_code=int(kind), detail=detail.name, detail_code=int(detail)
+        )
+        data["payload"] = {}
+    else:
+        data["payload"] = _payload_fields(payload)
+    data.update(
+        state=state.name,
+        state_code=int(state),
+        reason=reason.name,
+        reason_code=int(reason),
+        extension=event.is_extension,
+        cause=signal_to_object(event.cause),
+    )
+    return data
+
+
+def _payload_fields(value: msgspec.Struct) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in value.__struct_fields__:
+        item = getattr(value, name)
+        if isinstance(item, IntEnum):
+            out[name] = item.name
+            out[f"{name}_code"] = int(item)
+        elif isinstance(item, msgspec.Struct):
+            out[name] = _payload_fields(item)
+        elif isinstance(item, tuple):
+            out[name] = [list(pair) for pair in item]
+        else:
+            out[name] = item
+    return out
+
+
+def event_from_data(data: dict[str, Any], timestamp: Timestamp | None = None) -> Event:
+    """Rebuild an :class:`Event` from :func:`event_to_data` output (raises ValueError)."""
+    try:
+        kind = EventID(data["event_id"])
+        state = DomainState(data["state_code"])
+        reason = int(REASONS[state](data["reason_code"]))
+        if kind is EventID.LIFECYCLE:
+            life = EventType(data["event_code"])
+            payload: Payload = Lifecycle(life, DETAILS[life](data["detail_code"]))
+        else:
+            fields = {
+                key: value
+                for key, value in data["payload"].items()
+                if not key.endswith("_code") or key[:-5] not in data["payload"]
+            }
+            for key, value in list(fields.items()):
+                code = data["payload"].get(f"{key}_code")
+                if code is not None:
+                    fields[key] = code
+            payload = msgspec.convert(fields, PAYLOAD_TYPES[kind], strict=False)
+        cause = parse_object(data["cause"])
+    except (KeyError, TypeError, ValueError, msgspec.ValidationError) as exc:
+        raise ValueError(f"not a virtbridge event: {exc}") from exc
+    ref = DomainRef(data["domain"], data.get("uuid"), int(data["id"]))
+    return Event(kind, ref, payload, state, reason, timestamp or cause.timestamp, cause)
+
+
+def format_sequence(sequence: int) -> str:
+    """20 digits: every 64-bit sequence number, in an order strings and numbers agree on."""
+    return f"{sequence:020d}"
+
+
+def cloudevent(
+    event: Event,
+    *,
+    event_id: str,
+    sequence: int,
+    source: str,
+    attributes: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A structured-mode CloudEvent (a dict ready for JSON encoding).
+
+    ``sequence`` goes into the ``sequence`` extension attribute as a zero-padded decimal
+    string, because the CloudEvents sequence extension orders values lexicographically;
+    ``attributes`` are extension attributes added by enrichment plugins.
+    """
+    envelope: dict[str, Any] = {
+        "specversion": SPECVERSION,
+        "id": event_id,
+        "source": source,
+        "type": event_type(event),
+        "subject": event.domain.name,
+        "datacontenttype": "application/json",
+        "sequence": format_sequence(sequence),
+    }
+    if event.timestamp is not None:
+        envelope["time"] = event.timestamp.isoformat()
+    if attributes:
+        for key, value in attributes.items():
+            envelope.setdefault(key, value)
+    envelope["data"] = event_to_data(event)
+    return envelope

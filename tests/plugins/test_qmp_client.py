@@ -16,9 +16,9 @@ from typing import Any, TypeVar
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from tests.support.guests import write_images
 from tests.support.qemu import QemuProcess, connect_qmp, require_qemu, spawn_qemu
-
 from virtbridge_qmp import (
     QmpClient,
     QmpCommandError,

@@ -6,6 +6,7 @@ underscore is private.
 
 from __future__ import annotations
 
+from virtbridge._config import ConfigError
 from virtbridge._engine import DomainView, Engine, Outcome
 from virtbridge._engine_actions import (
     Action,
@@ -72,6 +73,17 @@ from virtbridge._model_lifecycle import (
 )
 from virtbridge._model_policy import LifecycleAction, Policy, ShutdownTimeoutAction
 from virtbridge._model_time import Timestamp
+from virtbridge._outbox import MemoryOutbox, Outbox
+from virtbridge._plugin_api import (
+    PluginConfig,
+    Sink,
+    SinkContext,
+    SinkType,
+    Source,
+    SourceContext,
+    SourceType,
+)
+from virtbridge._records import Record
 from virtbridge._signals import (
     Intent,
     IntentKind,
@@ -96,6 +108,10 @@ from virtbridge._state import (
     ShutdownReason,
     ShutoffReason,
 )
+from virtbridge._trace import TraceError, signal_to_object
+from virtbridge._trace import parse_line as parse_trace_line
+from virtbridge._wire import cloudevent, event_from_data, event_to_data
+from virtbridge.hookspecs import hookimpl
 
 __version__ = "0.1.0"
 
@@ -110,6 +126,7 @@ __all__ = [
     "BlockJobType",
     "BlockThreshold",
     "BlockedReason",
+    "ConfigError",
     "CoreDump",
     "CrashedDetail",
     "CrashedReason",
@@ -143,6 +160,7 @@ __all__ = [
     "MemoryFailureAction",
     "MemoryFailureFlags",
     "MemoryFailureRecipient",
+    "MemoryOutbox",
     "MetadataChange",
     "MetadataType",
     "MigrationIteration",
@@ -152,17 +170,20 @@ __all__ = [
     "NicMacChange",
     "NostateReason",
     "ObservedStatus",
+    "Outbox",
     "Outcome",
     "PMReason",
     "PMSuspendedDetail",
     "PMSuspendedReason",
     "PausedReason",
     "Payload",
+    "PluginConfig",
     "Policy",
     "PolicyOverrides",
     "ProcessExit",
     "QemuMonitor",
     "QmpEvent",
+    "Record",
     "ResumedDetail",
     "Resync",
     "RtcChange",
@@ -174,11 +195,18 @@ __all__ = [
     "ShutdownTimeoutAction",
     "ShutoffReason",
     "Signal",
+    "Sink",
+    "SinkContext",
+    "SinkType",
+    "Source",
+    "SourceContext",
+    "SourceType",
     "StartedDetail",
     "StoppedDetail",
     "SuspendedDetail",
     "Timer",
     "Timestamp",
+    "TraceError",
     "TrayChange",
     "TrayChangeReason",
     "TypedParams",
@@ -186,4 +214,10 @@ __all__ = [
     "Watchdog",
     "WatchdogAction",
     "__version__",
+    "cloudevent",
+    "event_from_data",
+    "event_to_data",
+    "hookimpl",
+    "parse_trace_line",
+    "signal_to_object",
 ]

@@ -35,13 +35,24 @@ class Outbox(ABC):
     def last_seq(self) -> int:
         """The sequence number of the newest record (0 when empty)."""
 
+    @property
+    def durable_seq(self) -> int:
+        """The newest record that is stored for good; sinks only see records up to here."""
+        return self.last_seq
+
     @abstractmethod
-    async def append(self, items: Sequence[tuple[Event, dict[str, Any] | None]]) -> list[Record]:
-        """Store events (with their enrichment attributes) and number them."""
+    def append(self, items: Sequence[tuple[Event, dict[str, Any] | None]]) -> list[Record]:
+        """Number events (with their enrichment attributes) and queue them for storage.
+
+        Synchronous, so the order of appends is the order of the engine's output whatever the
+        sources do concurrently.  :meth:`flush` waits until they are stored."""
+
+    async def flush(self) -> None:
+        """Wait until everything appended so far is stored."""
 
     @abstractmethod
     async def read(self, after: int, limit: int) -> list[Record]:
-        """Up to ``limit`` records with ``seq > after``, in order."""
+        """Up to ``limit`` stored records with ``seq > after``, in order."""
 
     @abstractmethod
     def cursor(self, sink: str) -> int:
@@ -51,7 +62,7 @@ class Outbox(ABC):
     async def commit(self, sink: str, seq: int) -> None:
         """Record that ``sink`` has delivered everything up to ``seq``."""
 
-    async def open(self) -> None:  # noqa: B027 - optional hook
+    async def open(self) -> None:
         """Prepare storage."""
 
     async def close(self) -> None:
@@ -62,20 +73,20 @@ class Outbox(ABC):
         """Declare a sink that reads the log; returns its cursor."""
         return self.cursor(sink)
 
-    def unregister_sink(self, sink: str) -> None:  # noqa: B027 - optional hook
+    def unregister_sink(self, sink: str) -> None:
         """A sink no longer reads the log (removed from the configuration)."""
 
     async def wait_beyond(self, seq: int, timeout: float | None = None) -> bool:
         """Wait until a record newer than ``seq`` exists; False on timeout or close."""
-        while self.last_seq <= seq and not self._closed:
+        while self.durable_seq <= seq and not self._closed:
             self._changed.clear()
-            if self.last_seq > seq:
+            if self.durable_seq > seq:
                 break
             try:
                 await asyncio.wait_for(self._changed.wait(), timeout)
             except asyncio.TimeoutError:
                 return False
-        return self.last_seq > seq
+        return self.durable_seq > seq
 
     def _notify(self) -> None:
         self._changed.set()
@@ -103,7 +114,7 @@ class MemoryOutbox(Outbox):
     def last_seq(self) -> int:
         return self._last
 
-    async def append(self, items: Sequence[tuple[Event, dict[str, Any] | None]]) -> list[Record]:
+    def append(self, items: Sequence[tuple[Event, dict[str, Any] | None]]) -> list[Record]:
         out = []
         prefix = self._bridge_id
         seq = self._last

@@ -102,7 +102,7 @@ def event_from_data(data: dict[str, Any], timestamp: Timestamp | None = None) ->
                 for key, value in data["payload"].items()
                 if not key.endswith("_code") or key[:-5] not in data["payload"]
             }
-            for key, value in list(fields.items()):
+            for key in list(fields):
                 code = data["payload"].get(f"{key}_code")
                 if code is not None:
                     fields[key] = code

@@ -1,0 +1,406 @@
+"""Configuration: TOML in, a validated :class:`Config` out, or a :class:`ConfigError` that names
+the file, the key and what was expected.
+
+Layout (Telegraf-style)::
+
+    [bridge]                     # host, state_dir, strict_libvirt, policy defaults, plugins
+    [domains."vm1"]              # per-domain policy overrides
+    [[sources]]                  # type = "replay" | "qmp" | "qemu" | ...
+    [[sinks]]                    # type = "log" | "jsonl" | "domain-events" | ...
+
+Every string may use ``${VAR}`` or ``${VAR:-default}`` (``$$`` is a literal ``$``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import socket
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from virtbridge._model_policy import LifecycleAction, Policy, ShutdownTimeoutAction
+from virtbridge._plugin_api import PluginConfig, Sink, SinkContext, SinkType, Source, SourceType
+from virtbridge._plugins import Hooks, PluginLoadError, PluginSet, load_plugins
+from virtbridge._signals import PolicyOverrides
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+
+
+class ConfigError(Exception):
+    """A configuration mistake a user can fix: ``file: key: message``."""
+
+    def __init__(self, message: str, *, file: str | None = None, key: str | None = None) -> None:
+        self.message = message
+        self.file = file
+        self.key = key
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        parts = [part for part in (self.file, self.key) if part]
+        return ": ".join([*parts, self.message])
+
+
+class BridgeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The ``[bridge]`` table."""
+
+    host: str = ""
+    """Host name in CloudEvents ``source``, topics and subjects (default: this machine's)."""
+    state_dir: str = ""
+    """Where the outbox and the bridge's identity live (default: /var/lib/virtbridge for root,
+    ``$XDG_STATE_HOME/virtbridge`` otherwise)."""
+    strict_libvirt: bool = False
+    on_poweroff: LifecycleAction = LifecycleAction.DESTROY
+    on_reboot: LifecycleAction = LifecycleAction.RESTART
+    on_crash: LifecycleAction = LifecycleAction.DESTROY
+    shutdown_timeout: float = 60.0
+    on_shutdown_timeout: ShutdownTimeoutAction = ShutdownTimeoutAction.NONE
+    monitor_events: Literal["unhandled", "all"] = "unhandled"
+    plugins: list[str] = []
+    disable_plugins: list[str] = []
+    drain_timeout: float = 10.0
+    """Seconds a stopping bridge waits for sinks to deliver what is in flight."""
+    outbox: Literal["memory", "sqlite"] = "memory"
+    control_socket: str = ""
+    """Path of the control socket (``virtbridge ctl``/``status``); default under state_dir."""
+
+    def policy(self) -> Policy:
+        return Policy(
+            on_poweroff=self.on_poweroff,
+            on_reboot=self.on_reboot,
+            on_crash=self.on_crash,
+            shutdown_timeout=self.shutdown_timeout,
+            on_shutdown_timeout=self.on_shutdown_timeout,
+        )
+
+
+@dataclass
+class Component:
+    """One configured source or sink, validated against its type."""
+
+    kind: Literal["source", "sink"]
+    index: int
+    name: str
+    type_name: str
+    plugin: str
+    config: PluginConfig
+    factory: SourceType[Any] | SinkType[Any]
+    table: dict[str, Any]
+    """The table as written (after interpolation): compared on reload to see what changed."""
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}s[{self.index}]"
+
+    def create_source(self) -> Source:
+        assert isinstance(self.factory, SourceType)
+        return self.factory.create(self.config)
+
+    def create_sink(self, ctx: SinkContext) -> Sink:
+        assert isinstance(self.factory, SinkType)
+        return self.factory.create(self.config, ctx)
+
+
+@dataclass
+class Config:
+    """A validated configuration."""
+
+    path: str | None
+    bridge: BridgeSettings
+    sources: list[Component]
+    sinks: list[Component]
+    domains: dict[str, Policy]
+    plugins: PluginSet
+    hooks: Hooks
+    extra_plugins: Sequence[str] = field(default_factory=tuple)
+
+
+TOP_LEVEL = ("bridge", "domains", "sources", "sinks")
+
+
+def default_state_dir() -> str:
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return "/var/lib/virtbridge"
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
+    return os.path.join(base, "virtbridge")
+
+
+def read_file(path: str) -> dict[str, Any]:
+    """Parse a TOML file; every failure is a :class:`ConfigError`."""
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ConfigError("no such file", file=path) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", file=path) from None
+    try:
+        parsed: dict[str, Any] = tomllib.loads(raw.decode("utf-8"))
+        return parsed
+    except UnicodeDecodeError:
+        raise ConfigError("not UTF-8 text", file=path) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML: {exc}", file=path) from None
+
+
+def load(
+    path: str | None,
+    *,
+    data: Mapping[str, Any] | None = None,
+    extra_plugins: Sequence[str] = (),
+    disabled_plugins: Sequence[str] = (),
+    environ: Mapping[str, str] | None = None,
+    entry_points: bool = True,
+) -> Config:
+    """Load and validate a configuration from ``path`` (or from ``data`` already parsed)."""
+    env = os.environ if environ is None else environ
+    source = data if data is not None else read_file(path or "")
+    tables = interpolate(dict(source), env, path, "")
+    for key in tables:
+        if key not in TOP_LEVEL:
+            raise ConfigError(
+                f"unknown table (expected one of: {', '.join(TOP_LEVEL)})", file=path, key=key
+            )
+    bridge_table = _table(tables.get("bridge", {}), path, "bridge")
+    bridge = convert(bridge_table, BridgeSettings, path, "bridge")
+    if not bridge.host:
+        bridge.host = socket.gethostname()
+    if not bridge.state_dir:
+        bridge.state_dir = default_state_dir()
+    bridge.state_dir = os.path.expanduser(bridge.state_dir)
+    problems = bridge.policy().problems()
+    if problems:
+        raise ConfigError("; ".join(problems), file=path, key="bridge")
+    try:
+        plugins = load_plugins(
+            [*bridge.plugins, *extra_plugins],
+            blocked=[*bridge.disable_plugins, *disabled_plugins],
+            entry_points=entry_points,
+        )
+    except PluginLoadError as exc:
+        key = "bridge.plugins" if exc.spec in bridge.plugins else "--plugin"
+        raise ConfigError(
+            f"cannot load plugin {exc.spec!r}: {exc.reason}", file=path, key=key
+        ) from None
+    hooks = Hooks(plugins.manager)
+    source_types, sink_types = hooks.types()
+    sources = _components("source", tables.get("sources", []), source_types, path)
+    sinks = _components("sink", tables.get("sinks", []), sink_types, path)
+    domains = _domains(tables.get("domains", {}), bridge.policy(), path)
+    return Config(path, bridge, sources, sinks, domains, plugins, hooks, tuple(extra_plugins))
+
+
+def _table(value: Any, path: str | None, key: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"expected a table, got {_kind(value)}", file=path, key=key)
+    return value
+
+
+def _components(
+    kind: Literal["source", "sink"],
+    value: Any,
+    types: Mapping[str, list[tuple[str, Any]]],
+    path: str | None,
+) -> list[Component]:
+    plural = f"{kind}s"
+    if not isinstance(value, list):
+        raise ConfigError(
+            f"expected an array of tables ([[{plural}]]), got {_kind(value)}", file=path, key=plural
+        )
+    out: list[Component] = []
+    names: dict[str, str] = {}
+    for index, item in enumerate(value):
+        key = f"{plural}[{index}]"
+        table = _table(item, path, key)
+        type_name = table.get("type")
+        if not isinstance(type_name, str):
+            raise ConfigError(
+                f'missing "type" (one of: {", ".join(sorted(types)) or "none installed"})',
+                file=path,
+                key=key,
+            )
+        offers = types.get(type_name)
+        if not offers:
+            known = ", ".join(sorted(types)) or "none installed"
+            raise ConfigError(
+                f"unknown {kind} type {type_name!r} (known: {known})", file=path, key=f"{key}.type"
+            )
+        if len(offers) > 1:
+            who = ", ".join(plugin for plugin, _ in offers)
+            raise ConfigError(
+                f"{kind} type {type_name!r} is offered by several plugins ({who}); "
+                "disable all but one",
+                file=path,
+                key=f"{key}.type",
+            )
+        plugin, factory = offers[0]
+        for module in factory.requires:
+            if importlib.util.find_spec(module) is None:
+                hint = (
+                    f"pip install 'virtbridge[{factory.extra}]'"
+                    if factory.extra
+                    else f"install the Python module {module!r}"
+                )
+                raise ConfigError(
+                    f"{kind} type {type_name!r} needs the Python module {module!r}: {hint}",
+                    file=path,
+                    key=f"{key}.type",
+                )
+        config = convert(table, factory.config, path, key)
+        name = config.name or type_name
+        if name in names:
+            hint = ' (give each one a distinct "name")' if not config.name else ""
+            raise ConfigError(
+                f"duplicate {kind} name {name!r}, also used by {names[name]}{hint}",
+                file=path,
+                key=f"{key}.name",
+            )
+        names[name] = key
+        config.name = name
+        out.append(Component(kind, index, name, type_name, plugin, config, factory, table))
+    return out
+
+
+def _domains(value: Any, base: Policy, path: str | None) -> dict[str, Policy]:
+    table = _table(value, path, "domains")
+    out = {}
+    for name, overrides in table.items():
+        key = f"domains.{_quote(name)}"
+        policy = convert(_table(overrides, path, key), PolicyOverrides, path, key).apply(base)
+        problems = policy.problems()
+        if problems:
+            raise ConfigError("; ".join(problems), file=path, key=key)
+        out[name] = policy
+    return out
+
+
+def _quote(name: str) -> str:
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else f'"{name}"'
+
+
+_MSGSPEC_PATH = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+
+
+def convert(table: Mapping[str, Any], kind: type[Any], path: str | None, key: str) -> Any:
+    """Validate a table against a struct type; errors name the key and the expectation."""
+    try:
+        return msgspec.convert(dict(table), kind, strict=True)
+    except msgspec.ValidationError as exc:
+        match = _MSGSPEC_PATH.match(str(exc))
+        assert match is not None
+        message, where = match["message"], match["path"] or ""
+        full = key + where if where.startswith("[") else key + (where if where else "")
+        raise ConfigError(
+            _explain(message, kind, where), file=path, key=_fix_key(full, message)
+        ) from None
+
+
+def _fix_key(key: str, message: str) -> str:
+    found = re.match(r"Object (?:contains unknown|missing required) field `([^`]+)`", message)
+    return f"{key}.{found.group(1)}" if found else key
+
+
+def _explain(message: str, kind: type[Any], where: str) -> str:
+    if message.startswith("Object contains unknown field"):
+        if where:
+            return "unknown key"
+        names = [f.name for f in msgspec.structs.fields(kind) if f.name != "type"]
+        return f"unknown key (known keys: {', '.join(names)})"
+    if message.startswith("Object missing required field"):
+        return "missing (required)"
+    expected = re.match(r"Expected `([^`]+)`, got `([^`]+)`", message)
+    if expected:
+        return f"expected {_article(expected.group(1))}, got {_article(expected.group(2))}"
+    if message.startswith("Invalid enum value"):
+        field_type = _field_type(kind, where)
+        got = message.split("Invalid enum value ", 1)[1]
+        if isinstance(field_type, type) and issubclass(field_type, Enum):
+            choices = ", ".join(repr(m.value) for m in field_type)
+            return f"expected one of {choices}, got {got}"
+        literal = getattr(field_type, "__args__", None)
+        if literal:
+            return f"expected one of {', '.join(repr(c) for c in literal)}, got {got}"
+    return message[:1].lower() + message[1:]
+
+
+def _field_type(kind: type[Any], where: str) -> Any:
+    name = where.lstrip(".").split(".")[0].split("[")[0]
+    try:
+        for f in msgspec.structs.fields(kind):
+            if f.name == name:
+                return f.type
+    except TypeError:
+        pass
+    return None
+
+
+_ARTICLES = {
+    "str": "a string",
+    "int": "an integer",
+    "float": "a number",
+    "bool": "true or false",
+    "array": "an array",
+    "object": "a table",
+    "null": "nothing",
+    "int | float": "a number",
+}
+
+
+def _article(type_name: str) -> str:
+    return _ARTICLES.get(type_name, type_name)
+
+
+def _kind(value: Any) -> str:
+    for python, name in (
+        (bool, "bool"),
+        (int, "int"),
+        (float, "float"),
+        (str, "str"),
+        (list, "array"),
+        (dict, "object"),
+    ):
+        if isinstance(value, python):
+            return _article(name)
+    return type(value).__name__
+
+
+_VARIABLE = re.compile(r"\$\$|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+
+
+def interpolate(value: Any, env: Mapping[str, str], path: str | None, key: str) -> Any:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string, recursively."""
+    if isinstance(value, str):
+
+        def replace(match: re.Match[str]) -> str:
+            if match.group(0) == "$$":
+                return "$"
+            name, default = match["name"], match["default"]
+            if name in env and (env[name] != "" or default is None):
+                return env[name]
+            if default is not None:
+                return default
+            raise ConfigError(
+                f"environment variable {name} is not set (use ${{{name}:-default}} for a default)",
+                file=path,
+                key=key or None,
+            )
+
+        return _VARIABLE.sub(replace, value)
+    if isinstance(value, dict):
+        return {
+            k: interpolate(v, env, path, f"{key}.{k}" if key else str(k)) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [interpolate(v, env, path, f"{key}[{i}]") for i, v in enumerate(value)]
+    return value

@@ -1,0 +1,234 @@
+"""Finding plugins, and calling their hooks so that one broken plugin harms nobody else.
+
+pluggy stops a hook call at the first implementation that raises.  virtbridge calls each
+implementation itself (:class:`Hooks`), so a plugin that raises is logged with its name (once
+per distinct error), counted, and skipped, and every other plugin still runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import logging
+import sys
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from virtbridge import hookspecs
+from virtbridge._plugin_api import SinkType, SourceType
+
+ENTRY_POINT_GROUP = "virtbridge"
+log = logging.getLogger("virtbridge.plugins")
+
+
+class PluginLoadError(Exception):
+    """A plugin named in the configuration or on the command line cannot be loaded."""
+
+    def __init__(self, spec: str, reason: str) -> None:
+        super().__init__(f"cannot load plugin {spec!r}: {reason}")
+        self.spec = spec
+        self.reason = reason
+
+
+@dataclass
+class PluginInfo:
+    """Where a registered plugin came from (for ``virtbridge plugins``)."""
+
+    name: str
+    origin: str
+    module: str
+
+
+@dataclass
+class PluginSet:
+    """A plugin manager plus what is known about each plugin."""
+
+    manager: pluggy.PluginManager
+    info: dict[str, PluginInfo] = field(default_factory=dict)
+    broken: dict[str, str] = field(default_factory=dict)
+    """Entry-point plugins that failed to import: name → error (they are skipped)."""
+
+
+def load_plugins(
+    modules: Sequence[str] = (),
+    *,
+    blocked: Iterable[str] = (),
+    entry_points: bool = True,
+) -> PluginSet:
+    """Create a plugin manager with the entry-point plugins, then ``modules``.
+
+    ``modules`` are dotted module names or paths to ``.py`` files; one that cannot be loaded
+    raises :class:`PluginLoadError`.  An entry-point plugin that fails to import is recorded
+    in ``broken`` and logged, and the bridge carries on without it.
+    """
+    manager = pluggy.PluginManager(hookspecs.PROJECT)
+    manager.add_hookspecs(hookspecs)
+    plugins = PluginSet(manager)
+    for name in blocked:
+        manager.set_blocked(name)
+    if entry_points:
+        for point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if manager.is_blocked(point.name) or manager.has_plugin(point.name):
+                continue
+            try:
+                module = point.load()
+            except Exception as exc:  # a broken third-party plugin must not stop the bridge
+                plugins.broken[point.name] = f"{type(exc).__name__}: {exc}"
+                log.error(
+                    "plugin %r (entry point %s) failed to load: %s", point.name, point.value, exc
+                )
+                continue
+            dist = point.dist.name if point.dist is not None else "?"
+            version = point.dist.version if point.dist is not None else "?"
+            _register(plugins, module, point.name, f"entry point {point.value} ({dist} {version})")
+    for spec in modules:
+        module = import_plugin(spec)
+        name = module.__name__
+        if manager.is_blocked(name) or manager.has_plugin(name):
+            continue
+        _register(plugins, module, name, f"loaded from {spec}")
+    return plugins
+
+
+def _register(plugins: PluginSet, module: ModuleType, name: str, origin: str) -> None:
+    try:
+        plugins.manager.register(module, name=name)
+        plugins.manager.check_pending()
+    except pluggy.PluginValidationError as exc:
+        plugins.manager.unregister(name=name)
+        raise PluginLoadError(name, str(exc)) from None
+    plugins.info[name] = PluginInfo(name, origin, module.__name__)
+
+
+def import_plugin(spec: str) -> ModuleType:
+    """Import a plugin given as a dotted module name or a path to a ``.py`` file."""
+    if spec.endswith(".py") or "/" in spec:
+        path = Path(spec).expanduser()
+        if not path.is_file():
+            raise PluginLoadError(spec, "no such file")
+        name = f"virtbridge_local_{path.stem}"
+        loader_spec = importlib.util.spec_from_file_location(name, path)
+        if loader_spec is None or loader_spec.loader is None:
+            raise PluginLoadError(spec, "not a Python file")
+        module = importlib.util.module_from_spec(loader_spec)
+        sys.modules[name] = module
+        try:
+            loader_spec.loader.exec_module(module)
+        except Exception as exc:
+            sys.modules.pop(name, None)
+            raise PluginLoadError(spec, f"{type(exc).__name__}: {exc}") from exc
+        return module
+    try:
+        return importlib.import_module(spec)
+    except ModuleNotFoundError as exc:
+        if exc.name and spec.startswith(exc.name):
+            raise PluginLoadError(spec, "no such module") from None
+        raise PluginLoadError(spec, f"{type(exc).__name__}: {exc}") from exc
+    except Exception as exc:
+        raise PluginLoadError(spec, f"{type(exc).__name__}: {exc}") from exc
+
+
+class PluginErrors:
+    """Counts hook failures per (plugin, hook) and logs each distinct error once."""
+
+    def __init__(self, logger: logging.Logger = log) -> None:
+        self.counts: Counter[tuple[str, str]] = Counter()
+        self._seen: set[tuple[str, str, str, str]] = set()
+        self._log = logger
+
+    def record(self, plugin: str, hook: str, exc: BaseException) -> None:
+        self.counts[(plugin, hook)] += 1
+        key = (plugin, hook, type(exc).__name__, str(exc))
+        if key in self._seen:
+            return
+        self._seen.add(key)
+        self._log.error(
+            "plugin %r raised in %s: %s: %s (counted; further identical errors are not logged)",
+            plugin,
+            hook,
+            type(exc).__name__,
+            exc,
+            exc_info=exc,
+        )
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def as_dict(self) -> dict[str, int]:
+        return {f"{plugin}:{hook}": count for (plugin, hook), count in sorted(self.counts.items())}
+
+
+class Hooks:
+    """Calls hook implementations one by one, isolating failures."""
+
+    def __init__(self, manager: pluggy.PluginManager, errors: PluginErrors | None = None) -> None:
+        self.manager = manager
+        self.errors = errors or PluginErrors()
+        self._impls: dict[str, list[pluggy.HookImpl]] = {}
+
+    def impls(self, hook: str) -> list[pluggy.HookImpl]:
+        """Normal (non-wrapper) implementations in call order, cached."""
+        found = self._impls.get(hook)
+        if found is None:
+            caller = getattr(self.manager.hook, hook)
+            found = [
+                impl
+                for impl in reversed(caller.get_hookimpls())
+                if not (impl.hookwrapper or impl.wrapper)
+            ]
+            self._impls[hook] = found
+        return found
+
+    def has(self, hook: str) -> bool:
+        return bool(self.impls(hook))
+
+    def each(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        """Call every implementation; return (plugin name, result) for non-None results."""
+        results = []
+        for impl in self.impls(hook):
+            try:
+                result = impl.function(*[kwargs[name] for name in impl.argnames])
+            except Exception as exc:
+                self.errors.record(impl.plugin_name, hook, exc)
+                continue
+            if result is not None:
+                results.append((impl.plugin_name, result))
+        return results
+
+    def first(self, hook: str, **kwargs: Any) -> Any:
+        """The first non-None result (``firstresult`` semantics, failures skipped)."""
+        for impl in self.impls(hook):
+            try:
+                result = impl.function(*[kwargs[name] for name in impl.argnames])
+            except Exception as exc:
+                self.errors.record(impl.plugin_name, hook, exc)
+                continue
+            if result is not None:
+                return result
+        return None
+
+    def types(
+        self,
+    ) -> tuple[
+        dict[str, list[tuple[str, SourceType[Any]]]], dict[str, list[tuple[str, SinkType[Any]]]]
+    ]:
+        """Every offered source and sink type: name → [(plugin, type), ...]."""
+        sources: dict[str, list[tuple[str, SourceType[Any]]]] = {}
+        sinks: dict[str, list[tuple[str, SinkType[Any]]]] = {}
+        for plugin, offered in self.each("virtbridge_source_types"):
+            for item in offered:
+                if isinstance(item, SourceType):
+                    sources.setdefault(item.name, []).append((plugin, item))
+        for plugin, offered in self.each("virtbridge_sink_types"):
+            for item in offered:
+                if isinstance(item, SinkType):
+                    sinks.setdefault(item.name, []).append((plugin, item))
+        return sources, sinks

@@ -1,0 +1,437 @@
+"""The bridge at run time: sources → engine → outbox → one worker per sink.
+
+Everything runs on one asyncio loop.  Sources submit signals; the engine's events are numbered
+into the outbox and every sink worker reads them from its own cursor; the engine's actions go
+to the source that owns the domain (in order, on a task of that source's own, so a source
+reading its monitor is never blocked by an action that needs the same monitor).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import signal as signals
+import time
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from virtbridge import _config
+from virtbridge._config import Component, Config, ConfigError
+from virtbridge._engine import Engine, Outcome
+from virtbridge._engine_actions import Action, ScheduleTimer
+from virtbridge._model import Event
+from virtbridge._model_time import Timestamp
+from virtbridge._outbox import MemoryOutbox, Outbox
+from virtbridge._plugin_api import Sink, SinkContext, Source, SourceContext
+from virtbridge._records import Record
+from virtbridge._signals import Signal, Timer
+from virtbridge._wire import cloudevent
+from virtbridge._workers import HookSink, SinkWorker
+
+log = logging.getLogger("virtbridge")
+
+_ATTRIBUTE_NAME = re.compile(r"^[a-z0-9]{1,40}$")
+_RESERVED = {
+    "specversion",
+    "id",
+    "source",
+    "type",
+    "subject",
+    "time",
+    "datacontenttype",
+    "dataschema",
+    "data",
+    "sequence",
+    "data_base64",
+}
+
+
+@dataclass
+class SourceRunner:
+    """A running source: its task, its action queue and what it has done."""
+
+    component: Component
+    source: Source
+    bridge: Bridge
+    task: asyncio.Task[None] | None = None
+    actions: asyncio.Queue[Action] = field(default_factory=asyncio.Queue)
+    action_task: asyncio.Task[None] | None = None
+    signals: int = 0
+    events: int = 0
+    state: str = "starting"
+    error: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.component.name
+
+    @property
+    def live(self) -> bool:
+        return getattr(self.source, "live", True)
+
+
+class _SourceContext(SourceContext):
+    def __init__(self, runner: SourceRunner) -> None:
+        self.runner = runner
+        self.name = runner.name
+        self.logger = logging.getLogger(f"virtbridge.source.{runner.name}")
+
+    async def submit(self, signal: Signal) -> Outcome:
+        return await self.runner.bridge.submit(signal, self.runner)
+
+    async def submit_many(self, signals_: Sequence[Signal]) -> int:
+        return await self.runner.bridge.submit_many(signals_, self.runner)
+
+
+class _SinkContext(SinkContext):
+    def __init__(self, bridge: Bridge, name: str) -> None:
+        self.bridge = bridge
+        self.name = name
+        self.host = bridge.host
+        self.logger = logging.getLogger(f"virtbridge.sink.{name}")
+        self._source_uri = f"virtbridge://{bridge.host}"
+
+    def cloudevent(self, record: Record) -> dict[str, Any]:
+        return cloudevent(
+            record.event,
+            event_id=record.id,
+            sequence=record.seq,
+            source=self._source_uri,
+            attributes=record.attributes,
+        )
+
+    def topic(self, record: Record, default: str) -> str:
+        hooks = self.bridge.hooks
+        if not hooks.has("virtbridge_event_topic"):
+            return default
+        chosen = hooks.first(
+            "virtbridge_event_topic", event=record.event, sink=self.name, default=default
+        )
+        return chosen if isinstance(chosen, str) and chosen else default
+
+
+class Bridge:
+    """One bridge: build it from a :class:`Config`, then ``await bridge.run()``."""
+
+    def __init__(self, config: Config, *, outbox: Outbox | None = None) -> None:
+        self.config = config
+        self.hooks = config.hooks
+        self.engine = Engine(
+            strict_libvirt=config.bridge.strict_libvirt,
+            policy=config.bridge.policy(),
+            monitor_events=config.bridge.monitor_events,
+        )
+        for name, policy in config.domains.items():
+            self.engine.set_policy(name, policy)
+        self.outbox = outbox or MemoryOutbox()
+        self.sources: dict[str, SourceRunner] = {}
+        self.workers: dict[str, SinkWorker] = {}
+        self._sink_tasks: dict[str, asyncio.Task[None]] = {}
+        self._owners: dict[str, SourceRunner] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._timer_tasks: set[asyncio.Task[Outcome]] = set()
+        self._stop = asyncio.Event()
+        self._reload = asyncio.Event()
+        self._enrich = self.hooks.has("virtbridge_enrich_event")
+        self.started_at = 0.0
+        self.dropped_attributes = 0
+
+    @property
+    def host(self) -> str:
+        return self.config.bridge.host
+
+    # -- feeding the engine -----------------------------------------------------------------
+
+    async def submit(self, signal: Signal, runner: SourceRunner | None = None) -> Outcome:
+        outcome = self._apply(signal, runner)
+        if outcome.events:
+            await self.outbox.flush()
+        return outcome
+
+    async def submit_many(self, batch: Sequence[Signal], runner: SourceRunner | None = None) -> int:
+        events = 0
+        for signal in batch:
+            events += len(self._apply(signal, runner).events)
+        if events:
+            await self.outbox.flush()
+        return events
+
+    def _apply(self, signal: Signal, runner: SourceRunner | None) -> Outcome:
+        outcome = self.engine.feed(signal)
+        if runner is not None:
+            runner.signals += 1
+            runner.events += len(outcome.events)
+            self._owners[signal.domain] = runner
+        if outcome.events:
+            enrich = self._attributes if self._enrich else _no_attributes
+            self.outbox.append([(event, enrich(event)) for event in outcome.events])
+        for action in outcome.actions:
+            self._dispatch(action, runner)
+        return outcome
+
+    def _attributes(self, event: Event) -> dict[str, Any] | None:
+        merged: dict[str, Any] = {}
+        for plugin, attributes in self.hooks.each("virtbridge_enrich_event", event=event):
+            if not isinstance(attributes, dict):
+                continue
+            for key, value in attributes.items():
+                if (
+                    isinstance(key, str)
+                    and _ATTRIBUTE_NAME.match(key)
+                    and key not in _RESERVED
+                    and isinstance(value, (str, int, bool))
+                ):
+                    merged[key] = value
+                else:
+                    self.dropped_attributes += 1
+                    self.hooks.errors.record(plugin, "virtbridge_enrich_event", _bad_attribute(key))
+        return merged or None
+
+    def _dispatch(self, action: Action, runner: SourceRunner | None) -> None:
+        owner = runner if runner is not None else self._owners.get(action.domain)
+        if isinstance(action, ScheduleTimer):
+            if owner is None or owner.live:
+                self._schedule_timer(action, owner)
+            return
+        if owner is not None and owner.live:
+            owner.actions.put_nowait(action)
+
+    def _schedule_timer(self, action: ScheduleTimer, owner: SourceRunner | None) -> None:
+        loop = asyncio.get_running_loop()
+        previous = self._timers.pop(action.domain, None)
+        if previous is not None:
+            previous.cancel()
+        deadline = action.at.as_float() if action.at is not None else time.time() + action.delay
+        delay = max(deadline - time.time(), 0.0)
+
+        def fire() -> None:
+            self._timers.pop(action.domain, None)
+            now = max(time.time(), deadline)  # never earlier than the deadline it answers
+            signal = Timer(domain=action.domain, timestamp=Timestamp.from_float(now))
+            task = loop.create_task(self.submit(signal, owner), name=f"timer:{action.domain}")
+            self._timer_tasks.add(task)
+            task.add_done_callback(self._timer_tasks.discard)
+
+        self._timers[action.domain] = loop.call_later(delay, fire)
+
+    async def intent(self, signal: Signal) -> Outcome:
+        """Feed a control-plane signal; actions go to the domain's owner."""
+        return await self.submit(signal, None)
+
+    # -- sources and sinks -----------------------------------------------------------------
+
+    def _start_source(self, component: Component) -> None:
+        runner = SourceRunner(component, component.create_source(), self)
+        runner.task = asyncio.create_task(self._run_source(runner), name=f"source:{runner.name}")
+        runner.action_task = asyncio.create_task(
+            self._run_actions(runner), name=f"actions:{runner.name}"
+        )
+        self.sources[runner.name] = runner
+
+    async def _run_source(self, runner: SourceRunner) -> None:
+        runner.state = "running"
+        try:
+            await runner.source.run(_SourceContext(runner))
+        except asyncio.CancelledError:
+            runner.state = "stopped"
+            raise
+        except Exception as exc:
+            runner.state = "failed"
+            runner.error = f"{type(exc).__name__}: {exc}"
+            log.error("source %r failed: %s", runner.name, runner.error, exc_info=exc)
+        else:
+            runner.state = "done"
+            log.debug("source %r finished", runner.name)
+        finally:
+            if self._all_sources_finished():
+                self._stop.set()
+
+    def _all_sources_finished(self) -> bool:
+        return bool(self.sources) and all(
+            not r.live and r.state in ("done", "failed") for r in self.sources.values()
+        )
+
+    async def _run_actions(self, runner: SourceRunner) -> None:
+        while True:
+            action = await runner.actions.get()
+            try:
+                await runner.source.perform(action)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.error("source %r could not perform %r: %s", runner.name, action, exc)
+
+    async def _stop_source(self, runner: SourceRunner) -> None:
+        for task in (runner.task, runner.action_task):
+            if task is not None and not task.done():
+                task.cancel()
+        await asyncio.gather(
+            *(t for t in (runner.task, runner.action_task) if t is not None), return_exceptions=True
+        )
+        with contextlib.suppress(Exception):
+            await runner.source.aclose()
+        self.sources.pop(runner.name, None)
+
+    def _start_sink(self, name: str, sink: Sink) -> None:
+        worker = SinkWorker(
+            name, sink, self.outbox, self.hooks, logging.getLogger(f"virtbridge.sink.{name}")
+        )
+        self.workers[name] = worker
+        self._sink_tasks[name] = asyncio.create_task(worker.run(), name=f"sink:{name}")
+
+    def _create_sink(self, component: Component) -> None:
+        self._start_sink(component.name, component.create_sink(_SinkContext(self, component.name)))
+
+    async def _stop_sink(self, name: str, timeout: float | None) -> None:
+        worker = self.workers.pop(name)
+        drained = await worker.drained(self.outbox.last_seq, timeout)
+        if not drained:
+            log.warning("sink %r stopped with %d events not delivered", name, worker.lag)
+        task = self._sink_tasks.pop(name)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await worker.sink.close()
+
+    # -- the main loop ---------------------------------------------------------------------
+
+    async def run(self, *, stop: Awaitable[Any] | None = None, handle_signals: bool = True) -> int:
+        """Run until SIGINT/SIGTERM, ``stop`` completes, or every (replay) source is done."""
+        loop = asyncio.get_running_loop()
+        if handle_signals:
+            for number in (signals.SIGINT, signals.SIGTERM):
+                loop.add_signal_handler(number, self._on_stop_signal, number)
+            loop.add_signal_handler(signals.SIGHUP, self._reload.set)
+        stop_task = asyncio.ensure_future(stop) if stop is not None else None
+        if stop_task is not None:
+            stop_task.add_done_callback(lambda _: self._stop.set())
+        await self.outbox.open()
+        self.started_at = time.time()
+        try:
+            for component in self.config.sinks:
+                self._create_sink(component)
+            if self.hooks.has("virtbridge_on_event"):
+                self._start_sink("hooks", HookSink(self.hooks))
+            for component in self.config.sources:
+                self._start_source(component)
+            self.hooks.each("virtbridge_bridge_started", bridge=self)
+            if not self.config.sources:
+                log.warning(
+                    "no sources configured: nothing will happen until one is added (SIGHUP)"
+                )
+            while not self._stop.is_set():
+                reload_wait = asyncio.ensure_future(self._reload.wait())
+                stop_wait = asyncio.ensure_future(self._stop.wait())
+                await asyncio.wait({reload_wait, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+                reload_wait.cancel()
+                stop_wait.cancel()
+                if self._reload.is_set() and not self._stop.is_set():
+                    self._reload.clear()
+                    await self.reload()
+            return await self._shutdown()
+        finally:
+            if handle_signals:
+                for number in (signals.SIGINT, signals.SIGTERM, signals.SIGHUP):
+                    loop.remove_signal_handler(number)
+            if stop_task is not None and not stop_task.done():
+                stop_task.cancel()
+
+    def _on_stop_signal(self, number: int) -> None:
+        if self._stop.is_set():
+            log.warning("second %s: stopping now", signals.Signals(number).name)
+            for task in self._sink_tasks.values():
+                task.cancel()
+        log.info("%s received: stopping", signals.Signals(number).name)
+        self._stop.set()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def _shutdown(self) -> int:
+        finished = self._all_sources_finished()
+        failed = [r.name for r in self.sources.values() if r.state == "failed"]
+        self.hooks.each("virtbridge_bridge_stopping", bridge=self)
+        for timer in self._timers.values():
+            timer.cancel()
+        for runner in list(self.sources.values()):
+            await self._stop_source(runner)
+        await self.outbox.flush()
+        # A finished replay waits for every sink; a stop request waits drain_timeout at most.
+        timeout = None if finished else self.config.bridge.drain_timeout
+        for name in list(self.workers):
+            await self._stop_sink(name, timeout)
+        await self.outbox.close()
+        return 1 if failed else 0
+
+    async def reload(self) -> None:
+        """Re-read the configuration file; apply what changed without losing events."""
+        path = self.config.path
+        if path is None:
+            log.warning("SIGHUP ignored: the bridge runs without a configuration file")
+            return
+        try:
+            new = _config.load(path, extra_plugins=self.config.extra_plugins)
+        except ConfigError as exc:
+            log.error("reload failed, keeping the running configuration: %s", exc)
+            return
+        old = self.config
+        self.config = new
+        self.hooks = new.hooks
+        self._enrich = self.hooks.has("virtbridge_enrich_event")
+        self.engine.strict_libvirt = new.bridge.strict_libvirt
+        self.engine.default_policy = new.bridge.policy()
+        for name, policy in new.domains.items():
+            self.engine.set_policy(name, policy)
+        old_sources = {c.name: c for c in old.sources}
+        new_sources = {c.name: c for c in new.sources}
+        for name, component in old_sources.items():
+            if name in self.sources and (
+                name not in new_sources or new_sources[name].table != component.table
+            ):
+                await self._stop_source(self.sources[name])
+        for name, component in new_sources.items():
+            if name not in self.sources:
+                self._start_source(component)
+        old_sinks = {c.name: c for c in old.sinks}
+        new_sinks = {c.name: c for c in new.sinks}
+        for name, component in old_sinks.items():
+            if name in self.workers and (
+                name not in new_sinks or new_sinks[name].table != component.table
+            ):
+                await self._stop_sink(name, self.config.bridge.drain_timeout)
+                if name not in new_sinks:
+                    self.outbox.unregister_sink(name)
+        for name, component in new_sinks.items():
+            if name not in self.workers:
+                self._create_sink(component)
+        log.info("configuration reloaded from %s", path)
+
+    # -- status ---------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "uptime": round(time.time() - self.started_at, 3) if self.started_at else 0,
+            "domains": len(self.engine),
+            "outbox": self.outbox.status(),
+            "sources": {
+                name: {"state": r.state, "signals": r.signals, "events": r.events, "error": r.error}
+                for name, r in self.sources.items()
+            },
+            "sinks": {name: worker.status() for name, worker in self.workers.items()},
+            "plugin_errors": self.hooks.errors.as_dict(),
+        }
+
+
+def _no_attributes(event: Event) -> None:
+    return None
+
+
+def _bad_attribute(key: object) -> ValueError:
+    return ValueError(
+        f"invalid attribute {key!r}: names are 1-40 lower-case letters or digits and not a "
+        "CloudEvents core attribute; values are str, int or bool"
+    )

@@ -179,9 +179,8 @@ def load(
     if not bridge.state_dir:
         bridge.state_dir = default_state_dir()
     bridge.state_dir = os.path.expanduser(bridge.state_dir)
-    problems = bridge.policy().problems()
-    if problems:
-        raise ConfigError("; ".join(problems), file=path, key="bridge")
+    for field_name, problem in bridge.policy().problems_by_key():
+        raise ConfigError(problem, file=path, key=f"bridge.{field_name}")
     try:
         plugins = load_plugins(
             [*bridge.plugins, *extra_plugins],
@@ -190,6 +189,8 @@ def load(
         )
     except PluginLoadError as exc:
         key = "bridge.plugins" if exc.spec in bridge.plugins else "--plugin"
+        if exc.spec in bridge.plugins and len(bridge.plugins) > 1:
+            key = f"bridge.plugins[{bridge.plugins.index(exc.spec)}]"
         raise ConfigError(
             f"cannot load plugin {exc.spec!r}: {exc.reason}", file=path, key=key
         ) from None
@@ -278,9 +279,8 @@ def _domains(value: Any, base: Policy, path: str | None) -> dict[str, Policy]:
     for name, overrides in table.items():
         key = f"domains.{_quote(name)}"
         policy = convert(_table(overrides, path, key), PolicyOverrides, path, key).apply(base)
-        problems = policy.problems()
-        if problems:
-            raise ConfigError("; ".join(problems), file=path, key=key)
+        for field_name, problem in policy.problems_by_key():
+            raise ConfigError(problem, file=path, key=f"{key}.{field_name}")
         out[name] = policy
     return out
 
@@ -300,10 +300,21 @@ def convert(table: Mapping[str, Any], kind: type[Any], path: str | None, key: st
         match = _MSGSPEC_PATH.match(str(exc))
         assert match is not None
         message, where = match["message"], match["path"] or ""
-        full = key + where if where.startswith("[") else key + (where if where else "")
+        named = re.match(r"^([a-z_][a-z0-9_]*): (.+)$", message, re.S)
+        if named and not where and named.group(1) in _field_names(kind):
+            # A struct's own validation (__post_init__) names the key it is about.
+            raise ConfigError(named.group(2), file=path, key=f"{key}.{named.group(1)}") from None
+        full = key + where
         raise ConfigError(
             _explain(message, kind, where), file=path, key=_fix_key(full, message)
         ) from None
+
+
+def _field_names(kind: type[Any]) -> set[str]:
+    try:
+        return {f.name for f in msgspec.structs.fields(kind)}
+    except TypeError:
+        return set()
 
 
 def _fix_key(key: str, message: str) -> str:
@@ -358,6 +369,8 @@ _ARTICLES = {
 
 
 def _article(type_name: str) -> str:
+    if type_name.endswith(" | null"):  # an optional value: what matters is the type wanted
+        type_name = type_name[: -len(" | null")]
     return _ARTICLES.get(type_name, type_name)
 
 

@@ -60,25 +60,41 @@ class Policy(msgspec.Struct, frozen=True, gc=False, kw_only=True):
 
     def problems(self) -> list[str]:
         """What the qemu driver would reject about this policy, as messages (empty when valid)."""
-        found: list[str] = []
+        return [message for _, message in self.problems_by_key()]
+
+    def problems_by_key(self) -> list[tuple[str, str]]:
+        """Like :meth:`problems`, each with the policy key it is about."""
+        found: list[tuple[str, str]] = []
         for key in ("on_poweroff", "on_reboot"):
             value: LifecycleAction = getattr(self, key)
             if value in COREDUMP_ACTIONS:
-                found.append(f"{key} = {value.value!r} is only valid for on_crash")
+                found.append((key, f"{value.value!r} is only valid for on_crash"))
             elif value is LifecycleAction.PRESERVE:
-                found.append(f"the qemu driver doesn't support the 'preserve' action for {key!r}")
+                found.append(
+                    (key, f"the qemu driver doesn't support the 'preserve' action for {key!r}")
+                )
         for key in ("on_poweroff", "on_reboot", "on_crash"):
             if getattr(self, key) is LifecycleAction.RENAME_RESTART:
                 found.append(
-                    f"the qemu driver doesn't support the 'rename-restart' action for {key!r}"
+                    (
+                        key,
+                        f"the qemu driver doesn't support the 'rename-restart' action for {key!r}",
+                    )
                 )
         if (
             self.on_poweroff is LifecycleAction.RESTART
             and self.on_reboot is LifecycleAction.DESTROY
         ):
-            found.append("on_poweroff = 'restart' cannot be combined with on_reboot = 'destroy'")
+            found.append(
+                (
+                    "on_poweroff",
+                    "on_poweroff = 'restart' cannot be combined with on_reboot = 'destroy'",
+                )
+            )
         if self.shutdown_timeout < 0:
-            found.append("shutdown_timeout must be 0 (no timeout) or a positive number of seconds")
+            found.append(
+                ("shutdown_timeout", "must be 0 (no timeout) or a positive number of seconds")
+            )
         return found
 
 

@@ -30,7 +30,8 @@ class PluginConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     Subclass it with typed fields and defaults; the ``[[sources]]``/``[[sinks]]`` table is
     validated against it (unknown keys and wrong types are configuration errors).  ``type``
-    and ``name`` are common to all.
+    and ``name`` are common to all.  Further checks go in ``__post_init__``: raise
+    ``ValueError("KEY: what is wrong")`` and the error names that key.
     """
 
     type: str

@@ -87,13 +87,24 @@ def load_plugins(
                 continue
             dist = point.dist.name if point.dist is not None else "?"
             version = point.dist.version if point.dist is not None else "?"
-            _register(plugins, module, point.name, f"entry point {point.value} ({dist} {version})")
+            try:
+                _register(
+                    plugins, module, point.name, f"entry point {point.value} ({dist} {version})"
+                )
+            except PluginLoadError as exc:
+                plugins.broken[point.name] = exc.reason
+                log.error(
+                    "plugin %r (entry point %s) rejected: %s", point.name, point.value, exc.reason
+                )
     for spec in modules:
         module = import_plugin(spec)
         name = module.__name__
         if manager.is_blocked(name) or manager.has_plugin(name):
             continue
-        _register(plugins, module, name, f"loaded from {spec}")
+        try:
+            _register(plugins, module, name, f"loaded from {spec}")
+        except PluginLoadError as exc:
+            raise PluginLoadError(spec, exc.reason) from None
     return plugins
 
 
@@ -103,7 +114,8 @@ def _register(plugins: PluginSet, module: ModuleType, name: str, origin: str) ->
         plugins.manager.check_pending()
     except pluggy.PluginValidationError as exc:
         plugins.manager.unregister(name=name)
-        raise PluginLoadError(name, str(exc)) from None
+        reason = str(exc).split(" in plugin <", 1)[0]  # pluggy appends the module's repr
+        raise PluginLoadError(name, reason) from None
     plugins.info[name] = PluginInfo(name, origin, module.__name__)
 
 

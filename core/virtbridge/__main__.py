@@ -1,0 +1,7 @@
+"""``python -m virtbridge``: the same as the ``virtbridge`` command."""
+
+from __future__ import annotations
+
+from virtbridge._cli import main
+
+raise SystemExit(main())

@@ -260,6 +260,8 @@ def _components(
                 )
         config = convert(table, factory.config, path, key)
         name = config.name or type_name
+        if name == "virtbridge_on_event":
+            raise ConfigError(f"the {kind} name {name!r} is reserved", file=path, key=f"{key}.name")
         if name in names:
             hint = ' (give each one a distinct "name")' if not config.name else ""
             raise ConfigError(

@@ -33,6 +33,9 @@ from virtbridge._workers import HookSink, SinkWorker
 
 log = logging.getLogger("virtbridge")
 
+HOOK_WORKER = "virtbridge_on_event"
+"""The worker that calls the ``virtbridge_on_event`` hook (a reserved sink name)."""
+
 _ATTRIBUTE_NAME = re.compile(r"^[a-z0-9]{1,40}$")
 _RESERVED = {
     "specversion",
@@ -275,9 +278,14 @@ class Bridge:
             await runner.source.aclose()
         self.sources.pop(runner.name, None)
 
-    def _start_sink(self, name: str, sink: Sink) -> None:
+    def _start_sink(self, name: str, sink: Sink, *, filtered: bool = True) -> None:
         worker = SinkWorker(
-            name, sink, self.outbox, self.hooks, logging.getLogger(f"virtbridge.sink.{name}")
+            name,
+            sink,
+            self.outbox,
+            self.hooks,
+            logging.getLogger(f"virtbridge.sink.{name}"),
+            filtered=filtered,
         )
         self.workers[name] = worker
         self._sink_tasks[name] = asyncio.create_task(worker.run(), name=f"sink:{name}")
@@ -314,7 +322,7 @@ class Bridge:
             for component in self.config.sinks:
                 self._create_sink(component)
             if self.hooks.has("virtbridge_on_event"):
-                self._start_sink("hooks", HookSink(self.hooks))
+                self._start_sink(HOOK_WORKER, HookSink(self.hooks), filtered=False)
             for component in self.config.sources:
                 self._start_source(component)
             self.hooks.each("virtbridge_bridge_started", bridge=self)

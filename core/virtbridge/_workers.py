@@ -62,10 +62,12 @@ class SinkWorker:
     logger: logging.Logger
     stats: SinkStats = field(default_factory=SinkStats)
     cursor: int = 0
+    filtered: bool = True
+    """Whether ``virtbridge_filter_event`` applies (not for the on_event hook worker)."""
 
     def __post_init__(self) -> None:
         self.cursor = self.outbox.register_sink(self.name)
-        self._filter = self.hooks.has("virtbridge_filter_event")
+        self._filter = self.filtered and self.hooks.has("virtbridge_filter_event")
 
     @property
     def lag(self) -> int:

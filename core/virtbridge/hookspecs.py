@@ -130,8 +130,11 @@ def virtbridge_on_event(event: Event) -> None:
 def virtbridge_bridge_started(bridge: Bridge) -> None:
     """The bridge has started: sources and sinks are running.
 
-    Called once per start (not on reload).  ``bridge`` offers ``host``, ``config`` and
-    ``status()``.
+    Called once per start, after every configured sink and source has been started; not
+    called again on a configuration reload.  Return value ignored.
+
+    :param bridge: the running :class:`virtbridge.Bridge`; it offers ``host``, ``config`` and
+        ``status()`` (the same figures ``virtbridge status`` shows).
     """
     raise NotImplementedError
 
@@ -140,6 +143,9 @@ def virtbridge_bridge_started(bridge: Bridge) -> None:
 def virtbridge_bridge_stopping(bridge: Bridge) -> None:
     """The bridge is about to stop: sources will be stopped and sinks drained.
 
-    Called once, before anything is stopped.
+    Called once per stop (SIGINT, SIGTERM, or every replay finished), before anything is
+    stopped, so the bridge's figures are still complete.  Return value ignored.
+
+    :param bridge: the running :class:`virtbridge.Bridge`.
     """
     raise NotImplementedError

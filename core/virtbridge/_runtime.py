@@ -295,9 +295,17 @@ class Bridge:
 
     async def _stop_sink(self, name: str, timeout: float | None) -> None:
         worker = self.workers.pop(name)
-        drained = await worker.drained(self.outbox.last_seq, timeout)
-        if not drained:
-            log.warning("sink %r stopped with %d events not delivered", name, worker.lag)
+        target = self.outbox.last_seq
+        drained = await worker.drained(target, timeout)
+        if drained:
+            log.info("sink %r: delivered %d of %d events", name, worker.cursor, target)
+        else:
+            log.warning(
+                "sink %r stopped after %.1f s with %d events not delivered",
+                name,
+                timeout or 0,
+                target - worker.cursor,
+            )
         task = self._sink_tasks.pop(name)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

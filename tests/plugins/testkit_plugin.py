@@ -1,0 +1,78 @@
+"""Test-only source and sink types: a live "ticker" source and a "slow" sink.
+
+ticker: drives one domain through start, reset and guest-initiated reboots, forever (or
+``count`` cycles), one signal every ``interval`` seconds.
+slow: records what it is given; waits ``delay`` per batch; ``hang = true`` never returns;
+``fail_every = N`` raises on every Nth batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+
+import virtbridge
+
+
+class TickerConfig(virtbridge.PluginConfig, kw_only=True, forbid_unknown_fields=True):
+    domain: str = "tick"
+    interval: float = 0.001
+    count: int = 0
+    """Cycles to run; 0 = forever."""
+
+
+class TickerSource(virtbridge.Source):
+    def __init__(self, config: TickerConfig) -> None:
+        self.config = config
+
+    async def run(self, ctx: virtbridge.SourceContext) -> None:
+        name = self.config.domain
+        await ctx.submit(virtbridge.Intent(domain=name, intent=virtbridge.IntentKind.START))
+        await ctx.submit(virtbridge.QmpEvent(domain=name, event="RESUME"))
+        cycle = 0
+        while self.config.count == 0 or cycle < self.config.count:
+            cycle += 1
+            await ctx.submit(virtbridge.QmpEvent(domain=name, event="RESET", data={"guest": True}))
+            await asyncio.sleep(self.config.interval)
+
+
+class SlowConfig(virtbridge.PluginConfig, kw_only=True, forbid_unknown_fields=True):
+    path: str
+    delay: float = 0.0
+    hang: bool = False
+    fail_every: int = 0
+    batch_size: int = 64
+
+
+class SlowSink(virtbridge.Sink):
+    def __init__(self, config: SlowConfig, ctx: virtbridge.SinkContext) -> None:
+        self.config = config
+        self.batch_size = config.batch_size
+        self.batches = 0
+
+    async def publish(self, records: Sequence[virtbridge.Record]) -> None:
+        self.batches += 1
+        if self.config.hang:
+            await asyncio.Event().wait()
+        if self.config.fail_every and self.batches % self.config.fail_every == 0:
+            raise ConnectionError("broker said no")
+        await asyncio.sleep(self.config.delay)
+        with open(self.config.path, "a") as stream:
+            for record in records:
+                stream.write(
+                    json.dumps(
+                        {"seq": record.seq, "id": record.id, "domain": record.event.domain.name}
+                    )
+                    + "\n"
+                )
+
+
+@virtbridge.hookimpl
+def virtbridge_source_types() -> list[virtbridge.SourceType[TickerConfig]]:
+    return [virtbridge.SourceType("ticker", TickerConfig, TickerSource, "test ticker")]
+
+
+@virtbridge.hookimpl
+def virtbridge_sink_types() -> list[virtbridge.SinkType[SlowConfig]]:
+    return [virtbridge.SinkType("slow", SlowConfig, SlowSink, "test sink")]

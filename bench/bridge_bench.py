@@ -1,0 +1,142 @@
+"""Benchmark the whole bridge: replay → engine → plugins → outbox → sink.
+
+Builds a trace of about ``--events`` events from the recorded QEMU traces (domains renamed,
+100 at a time interleaved), then runs ``virtbridge run`` on it as a separate process, once
+into the ``null`` sink and once into ``jsonl`` on a file, and reports events/s and the
+process's peak RSS.  Runs with a quarter of the events too, to show whether memory grows
+with the number of events.
+
+Usage: ``python bench/bridge_bench.py [--events 1000000] [--outbox memory|sqlite]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import msgspec
+
+from virtbridge import Engine
+from virtbridge._trace import parse_line
+
+ROOT = Path(__file__).resolve().parents[1]
+TRACES = ROOT / "examples" / "traces"
+WINDOW = 100
+
+
+def scenarios() -> list[list[dict[str, object]]]:
+    out = []
+    for path in sorted(TRACES.glob("*.jsonl")):
+        if path.name == "mixed.jsonl":
+            continue
+        lines = [
+            line for line in path.read_text().splitlines() if line and not line.startswith("#")
+        ]
+        out.append([msgspec.json.decode(line) for line in lines])
+    return out
+
+
+def events_per_run(script: list[dict[str, object]]) -> int:
+    engine = Engine()
+    signals = [parse_line(msgspec.json.encode(obj)) for obj in script]
+    return sum(len(engine.feed(s).events) for s in signals if s is not None)
+
+
+def build_trace(path: Path, target_events: int) -> tuple[int, int]:
+    """Write a trace with at least ``target_events`` events; return (lines, events)."""
+    scripts = scenarios()
+    yields = [events_per_run(s) for s in scripts]
+    encoder = msgspec.json.Encoder()
+    lines = events = domain = 0
+    with path.open("wb") as out:
+        while events < target_events:
+            window = []
+            for _ in range(WINDOW):
+                index = domain % len(scripts)
+                name = f"bench-{domain}"
+                window.append([{**obj, "domain": name} for obj in scripts[index]])
+                events += yields[index]
+                domain += 1
+            longest = max(len(s) for s in window)
+            for step in range(longest):
+                for script in window:
+                    if step < len(script):
+                        out.write(encoder.encode(script[step]) + b"\n")
+                        lines += 1
+    return lines, events
+
+
+def run_bridge(trace: Path, sink: str, workdir: Path, outbox: str) -> tuple[float, int, int]:
+    """Run the bridge once; return (seconds, events delivered, peak RSS in KiB)."""
+    sink_table = (
+        '[[sinks]]\ntype = "null"\n'
+        if sink == "null"
+        else (f'[[sinks]]\ntype = "jsonl"\npath = "{workdir / "out.jsonl"}"\n')
+    )
+    config = workdir / f"{sink}.toml"
+    config.write_text(
+        f'[bridge]\noutbox = "{outbox}"\nstate_dir = "{workdir / "state"}"\n'
+        f'[[sources]]\ntype = "replay"\npath = "{trace}"\nprogress = false\n' + sink_table
+    )
+    (workdir / "out.jsonl").unlink(missing_ok=True)
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "virtbridge", "run", "-v", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        sys.exit(f"bridge failed ({result.returncode}):\n{result.stderr[-2000:]}")
+    found = re.search(r"delivered (\d+) of (\d+) events", result.stderr)
+    delivered = int(found.group(1)) if found else -1
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return elapsed, delivered, rss
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--outbox", choices=("memory", "sqlite"), default="memory")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="virtbridge-bench-") as tmp:
+        workdir = Path(tmp)
+        print(
+            f"{'events':>9} {'sink':>6} {'outbox':>7} {'seconds':>8} {'events/s':>10} {'peak RSS':>10}"
+        )
+        for target in (args.events // 4, args.events):
+            trace = workdir / f"trace-{target}.jsonl"
+            lines, expected = build_trace(trace, target)
+            for sink in ("null", "jsonl"):
+                # RUSAGE_CHILDREN keeps the maximum over all children: measure each in a fresh helper.
+                code = (
+                    "import sys; sys.path.insert(0, %r); import bridge_bench as b; from pathlib import Path; "
+                    "r = b.run_bridge(Path(%r), %r, Path(%r), %r); print(*r)"
+                ) % (str(Path(__file__).parent), str(trace), sink, str(workdir), args.outbox)
+                out = subprocess.run(
+                    [sys.executable, "-c", code], capture_output=True, text=True, check=True
+                )
+                elapsed_s, delivered_s, rss_s = out.stdout.split()
+                elapsed, delivered, rss = float(elapsed_s), int(delivered_s), int(rss_s)
+                assert delivered == expected, (delivered, expected)
+                print(
+                    f"{delivered:>9} {sink:>6} {args.outbox:>7} {elapsed:>8.2f} "
+                    f"{delivered / elapsed:>10,.0f} {rss / 1024:>8.1f} MiB"
+                )
+            trace.unlink()
+        print(f"(trace lines per event: {lines / expected:.2f}; CPU: {os.cpu_count()} cores)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

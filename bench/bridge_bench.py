@@ -118,11 +118,14 @@ def main(argv: list[str] | None = None) -> int:
             trace = workdir / f"trace-{target}.jsonl"
             lines, expected = build_trace(trace, target)
             for sink in ("null", "jsonl"):
-                # RUSAGE_CHILDREN keeps the maximum over all children: measure each in a fresh helper.
+                # RUSAGE_CHILDREN keeps the maximum over all children: one fresh helper per run.
+                here = str(Path(__file__).parent)
                 code = (
-                    "import sys; sys.path.insert(0, %r); import bridge_bench as b; from pathlib import Path; "
-                    "r = b.run_bridge(Path(%r), %r, Path(%r), %r); print(*r)"
-                ) % (str(Path(__file__).parent), str(trace), sink, str(workdir), args.outbox)
+                    f"import sys; sys.path.insert(0, {here!r}); import bridge_bench as b; "
+                    "from pathlib import Path; "
+                    f"print(*b.run_bridge(Path({str(trace)!r}), {sink!r}, Path({str(workdir)!r}), "
+                    f"{args.outbox!r}))"
+                )
                 out = subprocess.run(
                     [sys.executable, "-c", code], capture_output=True, text=True, check=True
                 )

@@ -111,9 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="virtbridge-bench-") as tmp:
         workdir = Path(tmp)
-        print(
-            f"{'events':>9} {'sink':>6} {'outbox':>7} {'seconds':>8} {'events/s':>10} {'peak RSS':>10}"
-        )
+        header = ("events", "sink", "outbox", "seconds", "events/s", "peak RSS")
+        print("{:>9} {:>6} {:>7} {:>8} {:>10} {:>12}".format(*header))
         for target in (args.events // 4, args.events):
             trace = workdir / f"trace-{target}.jsonl"
             lines, expected = build_trace(trace, target)

@@ -73,6 +73,7 @@ from virtbridge._model_lifecycle import (
 )
 from virtbridge._model_policy import LifecycleAction, Policy, ShutdownTimeoutAction
 from virtbridge._model_time import Timestamp
+from virtbridge._names import escape_token, unescape_token
 from virtbridge._outbox import MemoryOutbox, Outbox
 from virtbridge._plugin_api import (
     PluginConfig,
@@ -216,8 +217,10 @@ __all__ = [
     "__version__",
     "cloudevent",
     "event_from_data",
+    "escape_token",
     "event_to_data",
     "hookimpl",
     "parse_trace_line",
     "signal_to_object",
+    "unescape_token",
 ]

@@ -45,10 +45,10 @@ def assert_cloudevent(event: dict[str, object]) -> None:
     if "time" in event:  # RFC 3339
         datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00"))
         assert str(event["time"]).endswith("Z")
-    for name in event:
+    for name, value in event.items():
         if name not in REQUIRED and name not in OPTIONAL and name != "data":
             assert EXTENSION_NAME.match(name), f"extension attribute name {name!r}"
-            assert isinstance(event[name], (str, int, bool))
+            assert isinstance(value, (str, int, bool))
     assert event.get("datacontenttype") == "application/json" and isinstance(event["data"], dict)
 
 

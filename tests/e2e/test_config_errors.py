@@ -146,6 +146,7 @@ def test_real_process_exits_2_without_traceback(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=60,
+        check=False,
     )
     assert result.returncode == 2
     assert result.stderr.strip().endswith("sinks[0].path: expected a string, got an integer")

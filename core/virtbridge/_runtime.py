@@ -28,7 +28,7 @@ from virtbridge._outbox import MemoryOutbox, Outbox
 from virtbridge._plugin_api import Sink, SinkContext, Source, SourceContext
 from virtbridge._records import Record
 from virtbridge._signals import Signal, Timer
-from virtbridge._wire import cloudevent
+from virtbridge._wire import CloudEventBuilder
 from virtbridge._workers import HookSink, SinkWorker
 
 log = logging.getLogger("virtbridge")
@@ -95,16 +95,10 @@ class _SinkContext(SinkContext):
         self.name = name
         self.host = bridge.host
         self.logger = logging.getLogger(f"virtbridge.sink.{name}")
-        self._source_uri = f"virtbridge://{bridge.host}"
+        self._builder = CloudEventBuilder(f"virtbridge://{bridge.host}")
 
     def cloudevent(self, record: Record) -> dict[str, Any]:
-        return cloudevent(
-            record.event,
-            event_id=record.id,
-            sequence=record.seq,
-            source=self._source_uri,
-            attributes=record.attributes,
-        )
+        return self._builder.build(record.event, record.id, record.seq, record.attributes)
 
     def topic(self, record: Record, default: str) -> str:
         hooks = self.bridge.hooks
@@ -167,7 +161,10 @@ class Bridge:
         if runner is not None:
             runner.signals += 1
             runner.events += len(outcome.events)
-            self._owners[signal.domain] = runner
+            if signal.domain in self.engine:
+                self._owners[signal.domain] = runner
+            else:  # the domain is gone (a transient one stopped): forget it, keep memory flat
+                self._owners.pop(signal.domain, None)
         if outcome.events:
             enrich = self._attributes if self._enrich else _no_attributes
             self.outbox.append([(event, enrich(event)) for event in outcome.events])

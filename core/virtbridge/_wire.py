@@ -17,6 +17,7 @@ the event, in trace-file form, so a consumer can always see the raw hypervisor i
 
 from __future__ import annotations
 
+import functools
 from enum import IntEnum
 from typing import Any
 
@@ -26,6 +27,7 @@ from virtbridge._model import DomainRef, Event
 from virtbridge._model_events import PAYLOAD_TYPES, EventID, Lifecycle, Payload
 from virtbridge._model_lifecycle import DETAILS, EventType
 from virtbridge._model_time import Timestamp
+from virtbridge._signals import Signal
 from virtbridge._state import REASONS, DomainState
 from virtbridge._trace import parse_object, signal_to_object
 
@@ -39,35 +41,48 @@ def event_type(event: Event) -> str:
     return TYPE_PREFIX + event.kind.kind
 
 
-def event_to_data(event: Event) -> dict[str, Any]:
-    """The CloudEvents ``data`` object of an event."""
-    state = event.state
-    reason = REASONS[state](event.reason)
+_REASON_NAMES = {
+    (state, int(reason)): (state.name, reason.name)
+    for state, reasons in REASONS.items()
+    for reason in reasons
+}
+_DETAIL_NAMES = {
+    (kind, int(detail)): (kind.name, detail.name)
+    for kind, details in DETAILS.items()
+    for detail in details
+}
+
+
+def event_to_data(event: Event, cause: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The CloudEvents ``data`` object of an event (``cause``: the cause already converted)."""
+    state, reason = event.state, event.reason
+    state_name, reason_name = _REASON_NAMES[(state, reason)]
+    domain = event.domain
+    kind = event.kind
     data: dict[str, Any] = {
-        "domain": event.domain.name,
-        "uuid": event.domain.uuid,
-        "id": event.domain.id,
-        "kind": event.kind.kind,
-        "event_id": int(event.kind),
+        "domain": domain.name,
+        "uuid": domain.uuid,
+        "id": domain.id,
+        "kind": kind.kind,
+        "event_id": int(kind),
     }
     payload = event.payload
     if isinstance(payload, Lifecycle):
-        kind = EventType(payload.event)
-        detail = DETAILS[kind](payload.detail)
-        data.update(
-            event=kind.name, event_code=int(kind), detail=detail.name, detail_code=int(detail)
-        )
+        life, detail = payload.event, payload.detail
+        event_name, detail_name = _DETAIL_NAMES[(life, detail)]
+        data["event"] = event_name
+        data["event_code"] = int(life)
+        data["detail"] = detail_name
+        data["detail_code"] = int(detail)
         data["payload"] = {}
     else:
         data["payload"] = _payload_fields(payload)
-    data.update(
-        state=state.name,
-        state_code=int(state),
-        reason=reason.name,
-        reason_code=int(reason),
-        extension=event.is_extension,
-        cause=signal_to_object(event.cause),
-    )
+    data["state"] = state_name
+    data["state_code"] = int(state)
+    data["reason"] = reason_name
+    data["reason_code"] = int(reason)
+    data["extension"] = event.is_extension
+    data["cause"] = signal_to_object(event.cause) if cause is None else cause
     return data
 
 
@@ -114,6 +129,11 @@ def event_from_data(data: dict[str, Any], timestamp: Timestamp | None = None) ->
     return Event(kind, ref, payload, state, reason, timestamp or cause.timestamp, cause)
 
 
+@functools.lru_cache(maxsize=4096)
+def _second(seconds: int) -> str:
+    return Timestamp(seconds).isoformat()[:19]
+
+
 def format_sequence(sequence: int) -> str:
     """20 digits: every 64-bit sequence number, in an order strings and numbers agree on."""
     return f"{sequence:020d}"
@@ -126,6 +146,7 @@ def cloudevent(
     sequence: int,
     source: str,
     attributes: dict[str, Any] | None = None,
+    cause: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A structured-mode CloudEvent (a dict ready for JSON encoding).
 
@@ -142,10 +163,37 @@ def cloudevent(
         "datacontenttype": "application/json",
         "sequence": format_sequence(sequence),
     }
-    if event.timestamp is not None:
-        envelope["time"] = event.timestamp.isoformat()
+    stamp = event.timestamp
+    if stamp is not None:
+        envelope["time"] = f"{_second(stamp.seconds)}.{stamp.microseconds:06d}Z"
     if attributes:
         for key, value in attributes.items():
             envelope.setdefault(key, value)
-    envelope["data"] = event_to_data(event)
+    envelope["data"] = event_to_data(event, cause)
     return envelope
+
+
+class CloudEventBuilder:
+    """Builds CloudEvents for one sink, converting each signal's cause only once (the events
+    of one signal share it, and they usually come one after another)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self._signal: Signal | None = None
+        self._cause: dict[str, Any] = {}
+
+    def build(
+        self, event: Event, event_id: str, sequence: int, attributes: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        signal = event.cause
+        if signal is not self._signal:
+            self._signal = signal
+            self._cause = signal_to_object(signal)
+        return cloudevent(
+            event,
+            event_id=event_id,
+            sequence=sequence,
+            source=self.source,
+            attributes=attributes,
+            cause=self._cause,
+        )

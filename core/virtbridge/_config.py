@@ -97,6 +97,7 @@ class Component:
     factory: SourceType[Any] | SinkType[Any]
     table: dict[str, Any]
     """The table as written (after interpolation): compared on reload to see what changed."""
+    path: str | None = None
 
     @property
     def key(self) -> str:
@@ -104,11 +105,21 @@ class Component:
 
     def create_source(self) -> Source:
         assert isinstance(self.factory, SourceType)
-        return self.factory.create(self.config)
+        try:
+            return self.factory.create(self.config)
+        except Exception as exc:
+            raise self._cannot_create(exc) from exc
 
     def create_sink(self, ctx: SinkContext) -> Sink:
         assert isinstance(self.factory, SinkType)
-        return self.factory.create(self.config, ctx)
+        try:
+            return self.factory.create(self.config, ctx)
+        except Exception as exc:
+            raise self._cannot_create(exc) from exc
+
+    def _cannot_create(self, exc: Exception) -> ConfigError:
+        message = f"cannot create {self.kind} {self.name!r}: {type(exc).__name__}: {exc}"
+        return ConfigError(message, file=self.path, key=self.key)
 
 
 @dataclass
@@ -271,7 +282,7 @@ def _components(
             )
         names[name] = key
         config.name = name
-        out.append(Component(kind, index, name, type_name, plugin, config, factory, table))
+        out.append(Component(kind, index, name, type_name, plugin, config, factory, table, path))
     return out
 
 

@@ -407,7 +407,10 @@ class Bridge:
                 await self._stop_source(self.sources[name])
         for name, component in new_sources.items():
             if name not in self.sources:
-                self._start_source(component)
+                try:
+                    self._start_source(component)
+                except ConfigError as exc:
+                    log.error("reload: %s", exc)
         old_sinks = {c.name: c for c in old.sinks}
         new_sinks = {c.name: c for c in new.sinks}
         for name, component in old_sinks.items():
@@ -419,7 +422,10 @@ class Bridge:
                     self.outbox.unregister_sink(name)
         for name, component in new_sinks.items():
             if name not in self.workers:
-                self._create_sink(component)
+                try:
+                    self._create_sink(component)
+                except ConfigError as exc:
+                    log.error("reload: %s", exc)
         log.info("configuration reloaded from %s", path)
 
     # -- status ---------------------------------------------------------------------------------

@@ -181,7 +181,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     else:
         sink = {"type": "domain-events", "format": args.format}
     data = {
-        "bridge": {"strict_libvirt": args.strict_libvirt},
+        "bridge": {"strict_libvirt": args.strict_libvirt, "control_socket": "off"},
         "sources": [
             {"type": "replay", "path": args.traces, "speed": args.speed, "progress": False}
         ],

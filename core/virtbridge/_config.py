@@ -72,7 +72,8 @@ class BridgeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Seconds a stopping bridge waits for sinks to deliver what is in flight."""
     outbox: Literal["memory", "sqlite"] = "memory"
     control_socket: str = ""
-    """Path of the control socket (``virtbridge ctl``/``status``); default under state_dir."""
+    """Path of the control socket (``virtbridge ctl``/``status``); default: state_dir/control.sock;
+    "off": none."""
 
     def policy(self) -> Policy:
         return Policy(

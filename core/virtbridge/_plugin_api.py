@@ -12,6 +12,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import msgspec
@@ -43,6 +44,14 @@ class SourceContext(ABC):
 
     name: str
     logger: logging.Logger
+    host: str
+    state_dir: Path
+    """The bridge's state directory; a source keeps its files under ``state_dir / <its name>``."""
+
+    @abstractmethod
+    def claim(self, domain: str) -> None:
+        """Declare that this source owns ``domain``'s process (even while it is not running),
+        so control requests and the engine's actions for it come here."""
 
     @abstractmethod
     async def submit(self, signal: Signal) -> Outcome:

@@ -15,11 +15,15 @@ import re
 import signal as signals
 import time
 from collections.abc import Awaitable, Sequence
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from virtbridge import _config
 from virtbridge._config import Component, Config, ConfigError
+from virtbridge._control import VERBS, ControlServer
 from virtbridge._engine import Engine, Outcome
 from virtbridge._engine_actions import Action, ScheduleTimer
 from virtbridge._model import Event
@@ -27,7 +31,8 @@ from virtbridge._model_time import Timestamp
 from virtbridge._outbox import MemoryOutbox, Outbox
 from virtbridge._plugin_api import Sink, SinkContext, Source, SourceContext
 from virtbridge._records import Record
-from virtbridge._signals import Signal, Timer
+from virtbridge._signals import Intent, IntentKind, Signal, Timer
+from virtbridge._state import REASONS
 from virtbridge._wire import CloudEventBuilder
 from virtbridge._workers import HookSink, SinkWorker
 
@@ -81,6 +86,11 @@ class _SourceContext(SourceContext):
         self.runner = runner
         self.name = runner.name
         self.logger = logging.getLogger(f"virtbridge.source.{runner.name}")
+        self.host = runner.bridge.host
+        self.state_dir = Path(runner.bridge.config.bridge.state_dir)
+
+    def claim(self, domain: str) -> None:
+        self.runner.bridge.claim(domain, self.runner)
 
     async def submit(self, signal: Signal) -> Outcome:
         return await self.runner.bridge.submit(signal, self.runner)
@@ -128,6 +138,8 @@ class Bridge:
         self.workers: dict[str, SinkWorker] = {}
         self._sink_tasks: dict[str, asyncio.Task[None]] = {}
         self._owners: dict[str, SourceRunner] = {}
+        self._claims: dict[str, SourceRunner] = {}
+        self.control: ControlServer | None = None
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._timer_tasks: set[asyncio.Task[Outcome]] = set()
         self._stop = asyncio.Event()
@@ -190,8 +202,15 @@ class Bridge:
                     self.hooks.errors.record(plugin, "virtbridge_enrich_event", _bad_attribute(key))
         return merged or None
 
+    def claim(self, domain: str, runner: SourceRunner) -> None:
+        """``runner``'s source owns ``domain`` (its process), whether or not it is running."""
+        self._claims[domain] = runner
+
+    def owner(self, domain: str) -> SourceRunner | None:
+        return self._owners.get(domain) or self._claims.get(domain)
+
     def _dispatch(self, action: Action, runner: SourceRunner | None) -> None:
-        owner = runner if runner is not None else self._owners.get(action.domain)
+        owner = runner if runner is not None else self.owner(action.domain)
         if isinstance(action, ScheduleTimer):
             if owner is None or owner.live:
                 self._schedule_timer(action, owner)
@@ -322,6 +341,7 @@ class Bridge:
         if stop_task is not None:
             stop_task.add_done_callback(lambda _: self._stop.set())
         await self.outbox.open()
+        await self._start_control()
         self.started_at = time.time()
         try:
             for component in self.config.sinks:
@@ -377,6 +397,8 @@ class Bridge:
         for name in list(self.workers):
             await self._stop_sink(name, timeout)
         await self.outbox.close()
+        if self.control is not None:
+            await self.control.close()
         return 1 if failed else 0
 
     async def reload(self) -> None:
@@ -427,6 +449,69 @@ class Bridge:
                 except ConfigError as exc:
                     log.error("reload: %s", exc)
         log.info("configuration reloaded from %s", path)
+
+    # -- control ------------------------------------------------------------------------------
+
+    def control_path(self) -> Path | None:
+        setting = self.config.bridge.control_socket
+        if setting == "off":
+            return None
+        return Path(setting) if setting else Path(self.config.bridge.state_dir) / "control.sock"
+
+    async def _start_control(self) -> None:
+        path = self.control_path()
+        if path is None:
+            return
+        server = ControlServer(path, self._control_request)
+        try:
+            await server.start()
+        except OSError as exc:
+            log.warning(
+                "no control socket (virtbridge ctl/status will not reach this bridge): %s", exc
+            )
+            return
+        self.control = server
+
+    async def _control_request(self, request: dict[str, Any]) -> dict[str, Any]:
+        op = request.get("op")
+        if op == "status":
+            return {"ok": True, "status": self.status()}
+        if op == "domains":
+            views = [self.engine.view(name) for name in self.engine.names()]
+            return {"ok": True, "domains": [msgspec.to_builtins(v) for v in views if v is not None]}
+        if op != "ctl":
+            return {"ok": False, "error": f"unknown operation {op!r}"}
+        domain, verb = request.get("domain"), request.get("verb")
+        if not isinstance(domain, str) or not domain:
+            return {"ok": False, "error": "missing domain"}
+        if verb not in VERBS:
+            return {"ok": False, "error": f"unknown verb {verb!r} (one of: {', '.join(VERBS)})"}
+        if verb == "start":
+            owner = self.owner(domain)
+            starter = getattr(owner.source, "start_domain", None) if owner is not None else None
+            if starter is None:
+                return {"ok": False, "error": f"no source here can start domain {domain!r}"}
+            error = await starter(domain)
+            return {
+                "ok": error is None,
+                "error": error,
+                "events": [],
+                "state": self._state_of(domain),
+            }
+        stamp = Timestamp.from_float(time.time())
+        outcome = await self.intent(Intent(domain=domain, intent=IntentKind(verb), timestamp=stamp))
+        return {
+            "ok": outcome.error is None,
+            "error": outcome.error,
+            "events": [event.describe() for event in outcome.events],
+            "state": self._state_of(domain),
+        }
+
+    def _state_of(self, domain: str) -> str | None:
+        view = self.engine.view(domain)
+        if view is None:
+            return None
+        return f"{view.state.name}/{REASONS[view.state](view.reason).name}"
 
     # -- status ---------------------------------------------------------------------------------
 

@@ -1,0 +1,8 @@
+"""The ``domain-events`` printer: domain events as libvirt's own event printers show them.
+
+Three output styles, each a faithful copy of a program people already parse the output of:
+libvirt-python's ``examples/event-test.py`` (``python``), libvirt's
+``examples/c/misc/event-test.c`` (``c``) and ``virsh event --all --loop`` (``virsh``).  The
+formatting is pure and lives in :mod:`._formats` (``format_event``, ``STYLES``), with the
+string tables in :mod:`._tables`.
+"""

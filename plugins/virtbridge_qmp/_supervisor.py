@@ -1,0 +1,294 @@
+"""The ``qemu`` source: launch and own one QEMU process the way libvirt does.
+
+QEMU is started with ``-S -no-shutdown`` and a QMP socket of the source's own; the engine's
+start intent is fed before ``cont``, so clients see libvirt's RESUMED then STARTED.  Every
+action the engine asks for is carried out here: SIGTERM after a finished shutdown (SIGKILL if
+QEMU is still there after ``kill_timeout``), ``system_reset`` + ``cont`` for a fake reboot,
+memory dumps for coredump-* crash policies, the save image, and ``query-status`` resyncs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import shutil
+import signal
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import virtbridge
+
+from ._errors import QmpError
+from ._monitor import MonitorSession
+from ._process import Emulator
+
+UNIX_PATH_MAX = 100  # sun_path holds 108 bytes; stay clear of it
+
+
+class QemuConfig(virtbridge.PluginConfig, kw_only=True, forbid_unknown_fields=True):
+    command: list[str]
+    """QEMU's command line, without ``-S``, ``-no-shutdown`` or a QMP monitor (added here)."""
+    uuid: str = ""
+    on_poweroff: virtbridge.LifecycleAction | None = None
+    on_reboot: virtbridge.LifecycleAction | None = None
+    on_crash: virtbridge.LifecycleAction | None = None
+    shutdown_timeout: float | None = None
+    on_shutdown_timeout: virtbridge.ShutdownTimeoutAction | None = None
+    kill_timeout: float = 10.0
+    """Seconds between SIGTERM and SIGKILL."""
+    autostart: bool = True
+    on_bridge_stop: Literal["keep", "destroy"] = "keep"
+    """keep: QEMU outlives the bridge and is re-found at the next start (as libvirt's guests
+    outlive libvirtd); destroy: stop it with the bridge."""
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("name: required: the domain's name")
+        if not self.command:
+            raise ValueError("command: must name the QEMU binary and its arguments")
+        if shutil.which(self.command[0]) is None:
+            raise ValueError(f"command: {self.command[0]!r} not found")
+        problems = self.policy().apply(virtbridge.Policy()).problems_by_key()
+        for key, problem in problems:
+            raise ValueError(f"{key}: {problem}")
+        if self.kill_timeout < 0:
+            raise ValueError("kill_timeout: must be 0 or more seconds")
+
+    def policy(self) -> virtbridge.PolicyOverrides:
+        return virtbridge.PolicyOverrides(
+            on_poweroff=self.on_poweroff,
+            on_reboot=self.on_reboot,
+            on_crash=self.on_crash,
+            shutdown_timeout=self.shutdown_timeout,
+            on_shutdown_timeout=self.on_shutdown_timeout,
+        )
+
+
+class QemuSource(virtbridge.Source):
+    def __init__(self, config: QemuConfig) -> None:
+        self.config = config
+        self.domain = config.name
+        self.ctx: virtbridge.SourceContext | None = None
+        self.emulator: Emulator | None = None
+        self.session: MonitorSession | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._lock = asyncio.Lock()
+
+    # -- files ------------------------------------------------------------------------------
+
+    def _dir(self) -> Path:
+        assert self.ctx is not None
+        return self.ctx.state_dir / "qemu" / virtbridge.escape_token(self.domain)
+
+    def _socket(self) -> Path:
+        path = self._dir() / "qmp.sock"
+        if len(str(path)) > UNIX_PATH_MAX:  # deep state directories: a short, stable name
+            digest = hashlib.sha256(str(path).encode()).hexdigest()[:16]
+            path = Path(tempfile.gettempdir()) / f"virtbridge-{digest}.qmp"
+        return path
+
+    # -- running ------------------------------------------------------------------------------
+
+    async def run(self, ctx: virtbridge.SourceContext) -> None:
+        self.ctx = ctx
+        ctx.claim(self.domain)
+        self._dir().mkdir(parents=True, exist_ok=True)
+        adopted = Emulator.adopt(self._dir() / "qemu.pid")
+        if adopted is not None and await self._reattach(adopted):
+            ctx.logger.info("re-found QEMU (pid %d) for %r", adopted.pid, self.domain)
+        elif self.config.autostart:
+            error = await self.start_domain(self.domain)
+            if error:
+                ctx.logger.error("cannot start %r: %s", self.domain, error)
+        await asyncio.Event().wait()  # live until the bridge stops
+
+    async def _reattach(self, emulator: Emulator) -> bool:
+        session = MonitorSession(str(self._socket()), self.ctx, domain=self.domain)
+        try:
+            await session.connect()
+        except QmpError:
+            return False
+        self.emulator, self.session = emulator, session
+        self._spawn(self._follow(session, emulator, fresh=False))
+        return True
+
+    async def start_domain(self, domain: str) -> str | None:
+        """Launch QEMU and start the domain (``virtbridge ctl DOMAIN start``); an error message
+        or None."""
+        async with self._lock:
+            if self.emulator is not None and self.emulator.alive:
+                return "Requested operation is not valid: domain is already running"
+            assert self.ctx is not None
+            socket = self._socket()
+            socket.unlink(missing_ok=True)
+            argv = [
+                *self.config.command,
+                "-S",
+                "-no-shutdown",
+                "-qmp",
+                f"unix:{socket},server=on,wait=off",
+            ]
+            log = self._dir() / "qemu.log"
+            try:
+                emulator = Emulator.launch(argv, log, self._dir() / "qemu.pid")
+            except OSError as exc:
+                return f"cannot run {argv[0]}: {exc}"
+            session = await self._connect(socket, emulator)
+            if session is None:
+                emulator.send(signal.SIGKILL)
+                await emulator.wait()
+                return f"QEMU did not start: {_tail(log)}"
+            self.emulator, self.session = emulator, session
+            await self._prepare(session)
+            intent = virtbridge.Intent(
+                domain=self.domain,
+                intent=virtbridge.IntentKind.START,
+                uuid=self.config.uuid or session.uuid,
+                policy=self.config.policy(),
+                timestamp=virtbridge.Timestamp.from_float(time.time()),
+            )
+            outcome = await self.ctx.submit(intent)  # the engine answers with the `cont`
+            if outcome.error:
+                emulator.send(signal.SIGKILL)
+                await emulator.wait()
+                return outcome.error
+            self._spawn(self._follow(session, emulator, fresh=None))
+            return None
+
+    async def _connect(self, socket: Path, emulator: Emulator) -> MonitorSession | None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and await _still_running(emulator):
+            session = MonitorSession(str(socket), self.ctx, domain=self.domain)
+            try:
+                await session.connect()
+                return session
+            except QmpError:
+                await asyncio.sleep(0.02)
+        return None
+
+    async def _prepare(self, session: MonitorSession) -> None:
+        actions: dict[str, str] = {}
+        if self.config.on_reboot is virtbridge.LifecycleAction.DESTROY:
+            actions["reboot"] = "shutdown"  # a guest reboot becomes a shutdown, as libvirt asks
+        with contextlib.suppress(QmpError):
+            if actions:
+                await session.execute("set-action", actions)
+            capabilities = [{"capability": "events", "state": True}]
+            await session.execute("migrate-set-capabilities", {"capabilities": capabilities})
+
+    async def _follow(
+        self, session: MonitorSession, emulator: Emulator, *, fresh: bool | None
+    ) -> None:
+        """Stream the monitor's events, then report the exit."""
+        assert self.ctx is not None
+        await session.run(fresh=fresh)
+        await session.close()
+        ended = await emulator.wait()
+        await self.ctx.submit(
+            virtbridge.ProcessExit(
+                domain=self.domain,
+                status=ended.status,
+                signal_number=ended.signal_number,
+                timestamp=virtbridge.Timestamp.from_float(time.time()),
+            )
+        )
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine, name=f"qemu:{self.domain}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- actions -----------------------------------------------------------------------------
+
+    async def perform(self, action: virtbridge.Action) -> None:
+        emulator, session = self.emulator, self.session
+        if emulator is None or not emulator.alive:
+            return
+        if isinstance(action, virtbridge.Kill):
+            self._kill(emulator, min(action.grace, self.config.kill_timeout))
+        elif session is None:
+            return
+        elif isinstance(action, virtbridge.MonitorCommand):
+            try:
+                await session.execute(action.command, action.arguments)
+            except QmpError as exc:
+                assert self.ctx is not None
+                self.ctx.logger.warning("%s: %s failed: %s", self.domain, action.command, exc)
+        elif isinstance(action, virtbridge.CoreDump):
+            await self._dump(session)
+        elif isinstance(action, virtbridge.SaveState):
+            await self._save(session)
+        elif isinstance(action, virtbridge.Resync):
+            await session.resync()
+
+    def _kill(self, emulator: Emulator, grace: float) -> None:
+        if grace <= 0:
+            emulator.send(signal.SIGKILL)
+            return
+        if emulator.send(signal.SIGTERM):
+            self._spawn(self._escalate(emulator, grace))
+
+    async def _escalate(self, emulator: Emulator, grace: float) -> None:
+        if not await emulator.wait_for(grace) and emulator.send(signal.SIGKILL):
+            assert self.ctx is not None
+            self.ctx.logger.warning(
+                "%s: still running %.0f s after SIGTERM: SIGKILL", self.domain, grace
+            )
+
+    async def _dump(self, session: MonitorSession) -> None:
+        path = self._dir() / "dumps" / f"{time.strftime('%Y%m%d-%H%M%S')}.core"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            await session.execute(
+                "dump-guest-memory", {"paging": False, "protocol": f"file:{path}"}, timeout=300
+            )
+        except QmpError as exc:
+            assert self.ctx is not None
+            self.ctx.logger.error("%s: memory dump failed: %s", self.domain, exc)
+
+    async def _save(self, session: MonitorSession) -> None:
+        path = self._dir() / "save.img"
+        try:
+            await session.execute("migrate", {"uri": f"exec:cat > {path}"})
+            deadline = time.monotonic() + 600
+            while time.monotonic() < deadline:
+                state = await session.execute("query-migrate")
+                status = state.get("status") if isinstance(state, dict) else None
+                if status == "completed":
+                    break
+                if status in ("failed", "cancelled"):
+                    raise QmpError(f"migration to {path} {status}")
+                await asyncio.sleep(0.05)
+            await session.execute("quit")
+        except QmpError as exc:
+            assert self.ctx is not None
+            self.ctx.logger.error("%s: save failed: %s", self.domain, exc)
+
+    async def aclose(self) -> None:
+        emulator = self.emulator
+        if self.config.on_bridge_stop == "destroy" and emulator is not None and emulator.alive:
+            self._kill(emulator, self.config.kill_timeout)
+            await emulator.wait_for(self.config.kill_timeout + 1)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.session is not None:
+            await self.session.close()
+
+
+async def _still_running(emulator: Emulator) -> bool:
+    if emulator.popen is not None and emulator.popen.poll() is not None:
+        return False
+    await asyncio.sleep(0)
+    return True
+
+
+def _tail(log: Path, lines: int = 5) -> str:
+    try:
+        text = log.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "no output"
+    return " | ".join(text[-lines:]) or "no output"

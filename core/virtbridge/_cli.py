@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import sys
@@ -14,7 +15,9 @@ from typing import Any
 import virtbridge
 from virtbridge import _config
 from virtbridge._config import Config, ConfigError
+from virtbridge._control import VERBS, BridgeNotRunning, request
 from virtbridge._runtime import Bridge
+from virtbridge._state import REASONS, DomainState
 
 EXAMPLES = """\
 examples:
@@ -24,6 +27,9 @@ examples:
   virtbridge replay trace.jsonl --format virsh
   virtbridge replay 'traces/*.jsonl' --format json | jq .data.event
   virtbridge plugins
+  virtbridge ctl vm1 shutdown             ask the running bridge to shut vm1 down
+  virtbridge status --domains
+  virtbridge record --qmp /var/run/qemu-server/100.qmp -o bug.jsonl
 """
 
 log = logging.getLogger("virtbridge")
@@ -140,6 +146,54 @@ def build_parser() -> argparse.ArgumentParser:
         help="1.0 = recorded speed (default: as fast as possible)",
     )
     replay.set_defaults(handler=cmd_replay)
+
+    target = argparse.ArgumentParser(add_help=False)
+    target.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        default=os.environ.get("VIRTBRIDGE_CONFIG"),
+        help="the running bridge's configuration (to find its control socket)",
+    )
+    target.add_argument("--socket", metavar="PATH", help="the bridge's control socket")
+
+    ctl = sub.add_parser(
+        "ctl",
+        parents=[common, target],
+        help="ask a running bridge to act on a domain",
+        description="Feed a control-plane intent to the running bridge's engine.",
+    )
+    ctl.add_argument("domain")
+    ctl.add_argument("verb", choices=VERBS)
+    ctl.set_defaults(handler=cmd_ctl)
+
+    status = sub.add_parser(
+        "status",
+        parents=[common, target],
+        help="show a running bridge's sinks, sources, domains",
+    )
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument("--domains", action="store_true", help="also list every domain's state")
+    status.set_defaults(handler=cmd_status)
+
+    record = sub.add_parser(
+        "record",
+        parents=[common],
+        help="record a live QMP monitor as a trace file",
+        description="Connect to a QMP socket and write what it reports in the trace format, "
+        "until interrupted (Ctrl-C) or --duration.",
+    )
+    record.add_argument(
+        "--qmp", required=True, metavar="SOCKET", help="unix socket path or host:port"
+    )
+    record.add_argument(
+        "-o", "--output", required=True, metavar="FILE", help="trace file ('-': stdout)"
+    )
+    record.add_argument(
+        "--domain", help="the domain's name (default: QEMU's -name, else the file name)"
+    )
+    record.add_argument("--duration", type=float, help="stop after this many seconds")
+    record.set_defaults(handler=cmd_record)
     return parser
 
 
@@ -255,6 +309,84 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     for name, error in sorted(config.plugins.broken.items()):
         print(f"{name}: FAILED TO LOAD: {error}")
     return 0
+
+
+def control_socket(args: argparse.Namespace) -> Path:
+    if args.socket:
+        return Path(args.socket)
+    settings: dict[str, Any] = {}
+    if args.config:
+        settings = _config.read_file(args.config).get("bridge", {})
+        settings = _config.interpolate(settings, os.environ, args.config, "bridge")
+    if settings.get("control_socket"):
+        return Path(settings["control_socket"])
+    state = settings.get("state_dir") or _config.default_state_dir()
+    return Path(os.path.expanduser(state)) / "control.sock"
+
+
+def cmd_ctl(args: argparse.Namespace) -> int:
+    message = {"op": "ctl", "domain": args.domain, "verb": args.verb}
+    try:
+        answer = asyncio.run(request(control_socket(args), message))
+    except BridgeNotRunning as exc:
+        print(f"virtbridge: {exc}: is it running?", file=sys.stderr)
+        return 3
+    for line in answer.get("events", []):
+        print(line)
+    if not answer.get("ok"):
+        print(f"virtbridge: {args.verb} {args.domain}: {answer.get('error')}", file=sys.stderr)
+        return 1
+    print(f"{args.domain}: {answer.get('state') or 'not running'}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    try:
+        answer = asyncio.run(request(control_socket(args), {"op": "status"}))
+        domains = (
+            asyncio.run(request(control_socket(args), {"op": "domains"})).get("domains", [])
+            if args.domains
+            else []
+        )
+    except BridgeNotRunning as exc:
+        print(f"virtbridge: {exc}: is it running?", file=sys.stderr)
+        return 3
+    status = answer["status"]
+    if args.json:
+        print(
+            json.dumps({**status, "domain_states": domains} if args.domains else status, indent=2)
+        )
+        return 0
+    print(
+        f"bridge {status['host']}: up {status['uptime']:.0f} s, {status['domains']} domains, "
+        f"outbox {status['outbox']}"
+    )
+    for name, sink in status["sinks"].items():
+        state = "connected" if sink["connected"] else "DISCONNECTED"
+        error = f", last error: {sink['last_error']}" if sink["last_error"] else ""
+        print(
+            f"  sink {name}: {state}, cursor {sink['cursor']}, lag {sink['lag']}, "
+            f"delivered {sink['delivered']}, retries {sink['retries']}{error}"
+        )
+    for name, source in status["sources"].items():
+        error = f", error: {source['error']}" if source["error"] else ""
+        print(
+            f"  source {name}: {source['state']}, {source['signals']} signals, "
+            f"{source['events']} events{error}"
+        )
+    for plugin, count in status.get("plugin_errors", {}).items():
+        print(f"  plugin errors {plugin}: {count}")
+    for view in domains:
+        state = DomainState(view["state"])
+        reason = REASONS[state](view["reason"]).name
+        print(f"  domain {view['name']}({view['id']}): {state.name}/{reason}")
+    return 0
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from virtbridge._record import record
+
+    return asyncio.run(record(args.qmp, args.output, domain=args.domain, duration=args.duration))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

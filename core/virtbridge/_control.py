@@ -6,8 +6,9 @@ and the user the bridge runs as may talk to it.
 
 Requests::
 
-    {"op": "ctl", "domain": "vm1", "verb": "shutdown"}   → {"ok": true, "events": [...], "state": ...}
-    {"op": "status"}                                     → {"ok": true, "status": {...}}
+    {"op": "ctl", "domain": "vm1", "verb": "shutdown"}  → {"ok": true, "events": [...], ...}
+    {"op": "status"}                                    → {"ok": true, "status": {...}}
+    {"op": "domains"}                                   → {"ok": true, "domains": [...]}
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ import re
 import signal as signals
 import time
 from collections.abc import Awaitable, Sequence
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -32,11 +32,15 @@ from virtbridge._outbox import MemoryOutbox, Outbox
 from virtbridge._plugin_api import Sink, SinkContext, Source, SourceContext
 from virtbridge._records import Record
 from virtbridge._signals import Intent, IntentKind, Signal, Timer
-from virtbridge._state import REASONS
+from virtbridge._model_events import EventID
+from virtbridge._state import REASONS, DomainState, PausedReason
 from virtbridge._wire import CloudEventBuilder
 from virtbridge._workers import HookSink, SinkWorker
 
 log = logging.getLogger("virtbridge")
+
+SETTLING_VERBS = frozenset({"start", "suspend", "resume", "destroy"})
+"""ctl verbs whose answer waits until the hypervisor has carried them out (up to 5 s)."""
 
 HOOK_WORKER = "virtbridge_on_event"
 """The worker that calls the ``virtbridge_on_event`` hook (a reserved sink name)."""
@@ -139,6 +143,7 @@ class Bridge:
         self._sink_tasks: dict[str, asyncio.Task[None]] = {}
         self._owners: dict[str, SourceRunner] = {}
         self._claims: dict[str, SourceRunner] = {}
+        self._taps: dict[str, list[list[Event]]] = {}
         self.control: ControlServer | None = None
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._timer_tasks: set[asyncio.Task[Outcome]] = set()
@@ -178,6 +183,10 @@ class Bridge:
             else:  # the domain is gone (a transient one stopped): forget it, keep memory flat
                 self._owners.pop(signal.domain, None)
         if outcome.events:
+            taps = self._taps.get(signal.domain)
+            if taps:
+                for tap in taps:
+                    tap.extend(outcome.events)
             enrich = self._attributes if self._enrich else _no_attributes
             self.outbox.append([(event, enrich(event)) for event in outcome.events])
         for action in outcome.actions:
@@ -486,26 +495,50 @@ class Bridge:
             return {"ok": False, "error": "missing domain"}
         if verb not in VERBS:
             return {"ok": False, "error": f"unknown verb {verb!r} (one of: {', '.join(VERBS)})"}
+        seen: list[Event] = []
+        self._taps.setdefault(domain, []).append(seen)
+        try:
+            error = await self._ctl(domain, verb)
+            if error is None and verb in SETTLING_VERBS:
+                await self._settle(domain, seen)
+        finally:
+            self._taps[domain].remove(seen)
+            if not self._taps[domain]:
+                del self._taps[domain]
+        return {
+            "ok": error is None,
+            "error": error,
+            "events": [event.describe() for event in seen],
+            "state": self._state_of(domain),
+        }
+
+    async def _ctl(self, domain: str, verb: str) -> str | None:
         if verb == "start":
             owner = self.owner(domain)
             starter = getattr(owner.source, "start_domain", None) if owner is not None else None
             if starter is None:
-                return {"ok": False, "error": f"no source here can start domain {domain!r}"}
-            error = await starter(domain)
-            return {
-                "ok": error is None,
-                "error": error,
-                "events": [],
-                "state": self._state_of(domain),
-            }
+                return f"no source here can start domain {domain!r}"
+            error: str | None = await starter(domain)
+            return error
+        if domain not in self.engine and self.owner(domain) is not None:
+            return "Requested operation is not valid: domain is not running"
         stamp = Timestamp.from_float(time.time())
         outcome = await self.intent(Intent(domain=domain, intent=IntentKind(verb), timestamp=stamp))
-        return {
-            "ok": outcome.error is None,
-            "error": outcome.error,
-            "events": [event.describe() for event in outcome.events],
-            "state": self._state_of(domain),
-        }
+        return outcome.error
+
+    async def _settle(self, domain: str, seen: list[Event], timeout: float = 5.0) -> None:
+        """Wait (a little) for the hypervisor's answer, as libvirt's synchronous API does:
+        until an event shows the domain left a transitional state."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            view = self.engine.view(domain)
+            transitional = view is not None and (
+                view.state is DomainState.SHUTDOWN
+                or (view.state is DomainState.PAUSED and view.reason == PausedReason.STARTING_UP)
+            )
+            if seen and not transitional and any(e.kind is EventID.LIFECYCLE for e in seen):
+                return
+            await asyncio.sleep(0.01)
 
     def _state_of(self, domain: str) -> str | None:
         view = self.engine.view(domain)

@@ -377,9 +377,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     for plugin, count in status.get("plugin_errors", {}).items():
         print(f"  plugin errors {plugin}: {count}")
     for view in domains:
-        state = DomainState(view["state"])
-        reason = REASONS[state](view["reason"]).name
-        print(f"  domain {view['name']}({view['id']}): {state.name}/{reason}")
+        domain_state = DomainState(view["state"])
+        reason = REASONS[domain_state](view["reason"]).name
+        print(f"  domain {view['name']}({view['id']}): {domain_state.name}/{reason}")
     return 0
 
 

@@ -27,12 +27,12 @@ from virtbridge._control import VERBS, ControlServer
 from virtbridge._engine import Engine, Outcome
 from virtbridge._engine_actions import Action, ScheduleTimer
 from virtbridge._model import Event
+from virtbridge._model_events import EventID
 from virtbridge._model_time import Timestamp
 from virtbridge._outbox import MemoryOutbox, Outbox
 from virtbridge._plugin_api import Sink, SinkContext, Source, SourceContext
 from virtbridge._records import Record
 from virtbridge._signals import Intent, IntentKind, Signal, Timer
-from virtbridge._model_events import EventID
 from virtbridge._state import REASONS, DomainState, PausedReason
 from virtbridge._wire import CloudEventBuilder
 from virtbridge._workers import HookSink, SinkWorker

@@ -42,14 +42,12 @@ async def record(qmp: str, output: str, *, domain: str | None, duration: float |
         stream.write(encoder.encode(obj) + b"\n")
         stream.flush()
 
-    stream.write(
-        f"# recorded by virtbridge record from {qmp} ({time.strftime('%Y-%m-%d %H:%M:%S %z')})\n".encode()
-    )
-    greeting = (session.client.greeting or {}).get("QMP", {}).get("version", {}).get("qemu", {})
-    if greeting:
-        stream.write(
-            f"# QEMU {greeting.get('major')}.{greeting.get('minor')}.{greeting.get('micro')}\n".encode()
-        )
+    when = time.strftime("%Y-%m-%d %H:%M:%S %z")
+    stream.write(f"# recorded by virtbridge record from {qmp} ({when})\n".encode())
+    version = (session.client.greeting or {}).get("QMP", {}).get("version", {}).get("qemu", {})
+    if version:
+        numbers = ".".join(str(version.get(part)) for part in ("major", "minor", "micro"))
+        stream.write(f"# QEMU {numbers}\n".encode())
     write(signal_to_object(await session.status(fresh=False)))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

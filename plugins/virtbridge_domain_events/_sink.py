@@ -22,6 +22,12 @@ class DomainEventsConfig(virtbridge.PluginConfig, kw_only=True, forbid_unknown_f
     monitor_events: bool = False
     """Also print generic QEMU monitor events (not printed by the example programs)."""
 
+    def __post_init__(self) -> None:
+        if self.timestamp and self.format != "virsh":
+            raise ValueError(
+                "timestamp: only the virsh format has timestamps (virsh event --timestamp)"
+            )
+
 
 class DomainEventsSink(virtbridge.Sink):
     batch_size = 512

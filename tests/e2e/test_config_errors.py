@@ -80,7 +80,10 @@ CASES = [
         '[[sinks]]\ntype = "domain-events"\nformat = "perl"\n',
         "sinks[0].format: expected one of 'python', 'c', 'virsh', got 'perl'",
     ),
-    ('[[sinks]]\ntype = "domain-events"\ntimestamp = true\n', "sinks[0].timestamp: only the virsh format has timestamps (virsh event --timestamp)"),
+    (
+        '[[sinks]]\ntype = "domain-events"\ntimestamp = true\n',
+        "sinks[0].timestamp: only the virsh format has timestamps (virsh event --timestamp)",
+    ),
     ('[[sources]]\ntype = "replay"\n', "sources[0].path: missing (required)"),
     (
         '[[sources]]\ntype = "replay"\npath = "/nonexistent/*.jsonl"\n',
@@ -90,7 +93,10 @@ CASES = [
         '[[sources]]\ntype = "replay"\npath = "/etc/hostname"\nspeed = -2\n',
         "sources[0].speed: must be 0 (as fast as possible) or a positive factor",
     ),
-    ('[[sources]]\ntype = "nope"\n', "sources[0].type: unknown source type 'nope' (known: qemu, qmp, replay)"),
+    (
+        '[[sources]]\ntype = "nope"\n',
+        "sources[0].type: unknown source type 'nope' (known: qemu, qmp, replay)",
+    ),
     (
         '[domains.vm1]\non_reboot = "preserve"\n',
         "domains.vm1.on_reboot: the qemu driver doesn't support the 'preserve' action for 'on_reboot'",

@@ -22,10 +22,10 @@ class ReplayConfig(virtbridge.PluginConfig, kw_only=True, forbid_unknown_fields=
 
     def __post_init__(self) -> None:
         if self.speed < 0:
-            raise ValueError("speed must be 0 (as fast as possible) or a positive factor")
+            raise ValueError("speed: must be 0 (as fast as possible) or a positive factor")
         if not self.files():
             patterns = self.path if isinstance(self.path, str) else ", ".join(self.path)
-            raise ValueError(f"no trace file matches {patterns!r}")
+            raise ValueError(f"path: no trace file matches {patterns!r}")
 
     def files(self) -> list[Path]:
         patterns = [self.path] if isinstance(self.path, str) else self.path

@@ -77,7 +77,9 @@ from virtbridge._names import escape_token, unescape_token
 from virtbridge._outbox import MemoryOutbox, Outbox
 from virtbridge._plugin_api import (
     PluginConfig,
+    Rejected,
     Sink,
+    SinkConfig,
     SinkContext,
     SinkType,
     Source,
@@ -185,6 +187,7 @@ __all__ = [
     "QemuMonitor",
     "QmpEvent",
     "Record",
+    "Rejected",
     "ResumedDetail",
     "Resync",
     "RtcChange",
@@ -197,6 +200,7 @@ __all__ = [
     "ShutoffReason",
     "Signal",
     "Sink",
+    "SinkConfig",
     "SinkContext",
     "SinkType",
     "Source",

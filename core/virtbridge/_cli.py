@@ -54,6 +54,9 @@ def demo_config() -> dict[str, Any]:
             "no configuration given and the bundled traces are not installed; use -c FILE"
         )
     return {
+        # A demonstration: nothing to keep, so nothing is written to the state directory and
+        # every run replays everything again.
+        "bridge": {"outbox": "memory"},
         "sources": [{"type": "replay", "path": str(traces / "*.jsonl")}],
         "sinks": [{"type": "domain-events", "format": "python"}],
     }
@@ -235,7 +238,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     else:
         sink = {"type": "domain-events", "format": args.format}
     data = {
-        "bridge": {"strict_libvirt": args.strict_libvirt, "control_socket": "off"},
+        "bridge": {
+            "strict_libvirt": args.strict_libvirt,
+            "control_socket": "off",
+            "outbox": "memory",
+        },
         "sources": [
             {"type": "replay", "path": args.traces, "speed": args.speed, "progress": False}
         ],

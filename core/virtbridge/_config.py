@@ -27,7 +27,15 @@ from typing import Any, Literal
 import msgspec
 
 from virtbridge._model_policy import LifecycleAction, Policy, ShutdownTimeoutAction
-from virtbridge._plugin_api import PluginConfig, Sink, SinkContext, SinkType, Source, SourceType
+from virtbridge._plugin_api import (
+    PluginConfig,
+    Sink,
+    SinkConfig,
+    SinkContext,
+    SinkType,
+    Source,
+    SourceType,
+)
 from virtbridge._plugins import Hooks, PluginLoadError, PluginSet, load_plugins
 from virtbridge._signals import PolicyOverrides
 
@@ -70,7 +78,17 @@ class BridgeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     disable_plugins: list[str] = []
     drain_timeout: float = 10.0
     """Seconds a stopping bridge waits for sinks to deliver what is in flight."""
-    outbox: Literal["memory", "sqlite"] = "memory"
+    outbox: Literal["sqlite", "memory"] = "sqlite"
+    """sqlite: durable (state_dir/outbox.sqlite3); memory: nothing survives a restart."""
+    outbox_window: int = 50_000
+    """Recent events also kept in memory so sinks that keep up never read the disk."""
+    outbox_max_events: int = 10_000_000
+    """Above this many stored events the bridge warns (and counts); sinks with
+    overflow = "drop-oldest" drop instead of holding events back."""
+    outbox_sync: Literal["normal", "full"] = "normal"
+    """SQLite synchronous mode: normal survives a killed bridge; full also a power cut."""
+    metrics: str = ""
+    """host:port for Prometheus metrics, /healthz and /readyz over HTTP (empty: off)."""
     control_socket: str = ""
     """Path of the control socket (``virtbridge ctl``/``status``); default: state_dir/control.sock;
     "off": none."""
@@ -341,6 +359,8 @@ def _explain(message: str, kind: type[Any], where: str) -> str:
         if where:
             return "unknown key"
         names = [f.name for f in msgspec.structs.fields(kind) if f.name != "type"]
+        common = _field_names(SinkConfig)  # every sink's delivery keys go last
+        names = [n for n in names if n not in common] + [n for n in names if n in common]
         return f"unknown key (known keys: {', '.join(names)})"
     if message.startswith("Object missing required field"):
         return "missing (required)"

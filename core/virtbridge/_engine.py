@@ -194,14 +194,22 @@ class Engine:
 
     # -- persistence ---------------------------------------------------------------------------
 
+    @property
+    def next_id(self) -> int:
+        return self._next_id
+
+    def export_domain(self, name: str) -> dict[str, Any] | None:
+        """One domain's record as JSON-compatible data (None: the engine forgot it)."""
+        dom = self._domains.get(name)
+        if dom is None:
+            return None
+        return {slot: _plain(getattr(dom, slot)) for slot in _SAVED_SLOTS}
+
     def snapshot(self) -> dict[str, Any]:
         """Everything needed to continue after a restart, as JSON-compatible data."""
         return {
             "next_id": self._next_id,
-            "domains": [
-                {slot: _plain(getattr(dom, slot)) for slot in _SAVED_SLOTS}
-                for dom in self._domains.values()
-            ],
+            "domains": [self.export_domain(name) for name in self._domains],
         }
 
     def restore(self, snapshot: dict[str, Any]) -> None:

@@ -73,6 +73,35 @@ class Outbox(ABC):
         """Declare a sink that reads the log; returns its cursor."""
         return self.cursor(sink)
 
+    # Durable outboxes also store these with the events; in memory they only live here.
+    _positions: dict[str, str]
+
+    def position(self, source: str) -> str | None:
+        """Where a source (a replay) had got to when its last events were stored."""
+        return getattr(self, "_positions", {}).get(source)
+
+    def set_position(self, source: str, value: str) -> None:
+        if not hasattr(self, "_positions"):
+            self._positions = {}
+        self._positions[source] = value
+
+    def save_domain(self, name: str, record: dict[str, Any] | None) -> None:
+        """Store the engine's record of a domain with the next events (durable outboxes)."""
+
+    def save_next_id(self, next_id: int) -> None:
+        """Store the engine's next domain ID with the next events (durable outboxes)."""
+
+    def dead_letter(self, sink: str, records: Sequence[Record], error: str) -> None:
+        """Keep events a broker rejected for good, for inspection (durable outboxes)."""
+
+    def drop_oldest(self, sink: str, keep: int) -> int:
+        """Overflow policy: let ``sink`` skip all but its newest ``keep`` events; returns how
+        many it skipped."""
+        return 0
+
+    persists_engine = False
+    """Whether the engine's records are stored with the events (restored on restart)."""
+
     def unregister_sink(self, sink: str) -> None:
         """A sink no longer reads the log (removed from the configuration)."""
 
@@ -147,6 +176,15 @@ class MemoryOutbox(Outbox):
         if seq > self._cursors.get(sink, 0):
             self._cursors[sink] = seq
             self._compact()
+
+    def drop_oldest(self, sink: str, keep: int) -> int:
+        cursor = self._cursors.get(sink, 0)
+        target = self._last - keep
+        if target <= cursor:
+            return 0
+        self._cursors[sink] = target
+        self._compact()
+        return target - cursor
 
     def _compact(self) -> None:
         low = min(self._cursors.values(), default=self._last)

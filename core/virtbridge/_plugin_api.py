@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import msgspec
 
@@ -39,6 +39,38 @@ class PluginConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     name: str = ""
 
 
+class SinkConfig(PluginConfig, kw_only=True, forbid_unknown_fields=True):
+    """Base for a sink's configuration: adds the delivery policy every sink has."""
+
+    overflow: Literal["keep", "drop-oldest"] = "keep"
+    """When this sink falls more than ``max_lag`` events behind: keep everything (the outbox
+    grows, with a loud warning) or drop its oldest undelivered events (logged and counted)."""
+    max_lag: int = 1_000_000
+    on_reject: Literal["dead-letter", "drop"] = "dead-letter"
+    """Events the broker rejects for good: keep them in the dead-letter table (``virtbridge
+    dead-letters``) or drop them (counted)."""
+    retry_max_interval: float = 30.0
+    """Longest wait between retries of a failing publish (backoff doubles up to it)."""
+
+    def __post_init__(self) -> None:
+        if self.max_lag < 1:
+            raise ValueError("max_lag: must be at least 1")
+        if self.retry_max_interval <= 0:
+            raise ValueError("retry_max_interval: must be positive")
+
+
+class Rejected(Exception):
+    """Raised by :meth:`Sink.publish` when the broker refused some records for good.
+
+    ``records`` are the refused ones (the rest of the batch counts as delivered); the sink's
+    ``on_reject`` policy decides whether they go to the dead-letter table."""
+
+    def __init__(self, records: Sequence[Record], reason: str) -> None:
+        super().__init__(reason)
+        self.records = list(records)
+        self.reason = reason
+
+
 class SourceContext(ABC):
     """What a running source can do: feed signals to the engine."""
 
@@ -47,6 +79,14 @@ class SourceContext(ABC):
     host: str
     state_dir: Path
     """The bridge's state directory; a source keeps its files under ``state_dir / <its name>``."""
+
+    def position(self) -> str | None:
+        """Where this source had got to when its last events were stored (see
+        :meth:`set_position`), or None: lets a replay resume after a restart."""
+        return None
+
+    def set_position(self, value: str) -> None:
+        """Record where this source is; stored atomically with the events submitted so far."""
 
     @abstractmethod
     def claim(self, domain: str) -> None:
@@ -155,7 +195,9 @@ class SinkType(Generic[C]):
 __all__ = [
     "Event",
     "PluginConfig",
+    "Rejected",
     "Sink",
+    "SinkConfig",
     "SinkContext",
     "SinkType",
     "Source",

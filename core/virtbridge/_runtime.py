@@ -30,7 +30,7 @@ from virtbridge._model import Event
 from virtbridge._model_events import EventID
 from virtbridge._model_time import Timestamp
 from virtbridge._outbox import MemoryOutbox, Outbox
-from virtbridge._plugin_api import Sink, SinkContext, Source, SourceContext
+from virtbridge._plugin_api import Sink, SinkConfig, SinkContext, Source, SourceContext
 from virtbridge._records import Record
 from virtbridge._signals import Intent, IntentKind, Signal, Timer
 from virtbridge._state import REASONS, DomainState, PausedReason
@@ -96,6 +96,12 @@ class _SourceContext(SourceContext):
     def claim(self, domain: str) -> None:
         self.runner.bridge.claim(domain, self.runner)
 
+    def position(self) -> str | None:
+        return self.runner.bridge.outbox.position(self.name)
+
+    def set_position(self, value: str) -> None:
+        self.runner.bridge.outbox.set_position(self.name, value)
+
     async def submit(self, signal: Signal) -> Outcome:
         return await self.runner.bridge.submit(signal, self.runner)
 
@@ -137,7 +143,8 @@ class Bridge:
         )
         for name, policy in config.domains.items():
             self.engine.set_policy(name, policy)
-        self.outbox = outbox or MemoryOutbox()
+        self.outbox = outbox or make_outbox(config)
+        self._dirty: set[str] = set()
         self.sources: dict[str, SourceRunner] = {}
         self.workers: dict[str, SinkWorker] = {}
         self._sink_tasks: dict[str, asyncio.Task[None]] = {}
@@ -161,20 +168,31 @@ class Bridge:
 
     async def submit(self, signal: Signal, runner: SourceRunner | None = None) -> Outcome:
         outcome = self._apply(signal, runner)
-        if outcome.events:
-            await self.outbox.flush()
+        await self._store()
         return outcome
 
     async def submit_many(self, batch: Sequence[Signal], runner: SourceRunner | None = None) -> int:
         events = 0
         for signal in batch:
             events += len(self._apply(signal, runner).events)
-        if events:
-            await self.outbox.flush()
+        await self._store()
         return events
+
+    async def _store(self) -> None:
+        """Hand the engine's records of the touched domains to the outbox, and wait until
+        they, the events and the sources' positions are stored together."""
+        outbox = self.outbox
+        if outbox.persists_engine and self._dirty:
+            export = self.engine.export_domain
+            for name in self._dirty:
+                outbox.save_domain(name, export(name))
+            outbox.save_next_id(self.engine.next_id)
+            self._dirty.clear()
+        await outbox.flush()
 
     def _apply(self, signal: Signal, runner: SourceRunner | None) -> Outcome:
         outcome = self.engine.feed(signal)
+        self._dirty.add(signal.domain)
         if runner is not None:
             runner.signals += 1
             runner.events += len(outcome.events)
@@ -303,7 +321,9 @@ class Bridge:
             await runner.source.aclose()
         self.sources.pop(runner.name, None)
 
-    def _start_sink(self, name: str, sink: Sink, *, filtered: bool = True) -> None:
+    def _start_sink(
+        self, name: str, sink: Sink, *, filtered: bool = True, policy: SinkConfig | None = None
+    ) -> None:
         worker = SinkWorker(
             name,
             sink,
@@ -311,12 +331,15 @@ class Bridge:
             self.hooks,
             logging.getLogger(f"virtbridge.sink.{name}"),
             filtered=filtered,
+            policy=policy or SinkConfig(type="?"),
         )
         self.workers[name] = worker
         self._sink_tasks[name] = asyncio.create_task(worker.run(), name=f"sink:{name}")
 
     def _create_sink(self, component: Component) -> None:
-        self._start_sink(component.name, component.create_sink(_SinkContext(self, component.name)))
+        policy = component.config if isinstance(component.config, SinkConfig) else None
+        sink = component.create_sink(_SinkContext(self, component.name))
+        self._start_sink(component.name, sink, policy=policy)
 
     async def _stop_sink(self, name: str, timeout: float | None) -> None:
         worker = self.workers.pop(name)
@@ -350,6 +373,7 @@ class Bridge:
         if stop_task is not None:
             stop_task.add_done_callback(lambda _: self._stop.set())
         await self.outbox.open()
+        self._restore_engine()
         await self._start_control()
         self.started_at = time.time()
         try:
@@ -459,6 +483,18 @@ class Bridge:
                     log.error("reload: %s", exc)
         log.info("configuration reloaded from %s", path)
 
+    def _restore_engine(self) -> None:
+        saved = getattr(self.outbox, "saved_domains", None)
+        if not saved:
+            return
+        next_id = getattr(self.outbox, "saved_next_id", 1)
+        try:
+            self.engine.restore({"next_id": next_id, "domains": list(saved.values())})
+        except ValueError as exc:
+            log.error("cannot restore the engine's state, starting afresh: %s", exc)
+            return
+        log.info("restored %d domains from the outbox", len(saved))
+
     # -- control ------------------------------------------------------------------------------
 
     def control_path(self) -> Path | None:
@@ -561,6 +597,20 @@ class Bridge:
             "sinks": {name: worker.status() for name, worker in self.workers.items()},
             "plugin_errors": self.hooks.errors.as_dict(),
         }
+
+
+def make_outbox(config: Config) -> Outbox:
+    settings = config.bridge
+    if settings.outbox == "memory":
+        return MemoryOutbox()
+    from virtbridge._outbox_sqlite import SqliteOutbox
+
+    return SqliteOutbox(
+        Path(settings.state_dir) / "outbox.sqlite3",
+        window=settings.outbox_window,
+        max_events=settings.outbox_max_events,
+        synchronous=settings.outbox_sync.upper(),
+    )
 
 
 def _no_attributes(event: Event) -> None:

@@ -29,7 +29,7 @@ from virtbridge._model_lifecycle import DETAILS, EventType
 from virtbridge._model_time import Timestamp
 from virtbridge._signals import Signal
 from virtbridge._state import REASONS, DomainState
-from virtbridge._trace import parse_object, signal_to_object
+from virtbridge._trace import parse_object, parse_payload, signal_to_object
 
 SPECVERSION = "1.0"
 CONTENT_TYPE = "application/cloudevents+json"
@@ -137,6 +137,30 @@ def _second(seconds: int) -> str:
 def format_sequence(sequence: int) -> str:
     """20 digits: every 64-bit sequence number, in an order strings and numbers agree on."""
     return f"{sequence:020d}"
+
+
+def event_from_parts(
+    kind: int,
+    name: str,
+    uuid: str | None,
+    id_: int,
+    state: int,
+    reason: int,
+    stamp: tuple[int, int] | list[int] | None,
+    payload: dict[str, Any],
+    cause: Signal,
+) -> Event:
+    """Rebuild an event from its stored parts (the durable outbox's compact form)."""
+    event_id = EventID(kind)
+    return Event(
+        event_id,
+        DomainRef(name, uuid, id_),
+        parse_payload(event_id, payload),
+        DomainState(state),
+        reason,
+        None if stamp is None else Timestamp(stamp[0], stamp[1]),
+        cause,
+    )
 
 
 def cloudevent(

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from virtbridge._outbox import Outbox
-from virtbridge._plugin_api import Sink
+from virtbridge._plugin_api import Rejected, Sink, SinkConfig
 from virtbridge._plugins import Hooks
 from virtbridge._records import Record
 
@@ -51,6 +51,10 @@ class SinkStats:
     last_error: str = ""
     last_error_at: float = 0.0
     last_delivery_at: float = 0.0
+    dropped: int = 0
+    """Skipped by the overflow policy ``drop-oldest``."""
+    rejected: int = 0
+    """Refused for good by the broker (dead-lettered or dropped, per ``on_reject``)."""
 
 
 @dataclass
@@ -64,6 +68,7 @@ class SinkWorker:
     cursor: int = 0
     filtered: bool = True
     """Whether ``virtbridge_filter_event`` applies (not for the on_event hook worker)."""
+    policy: SinkConfig = field(default_factory=lambda: SinkConfig(type="?"))
 
     def __post_init__(self) -> None:
         self.cursor = self.outbox.register_sink(self.name)
@@ -79,6 +84,8 @@ class SinkWorker:
         while True:
             if not await outbox.wait_beyond(self.cursor) and outbox.durable_seq <= self.cursor:
                 return  # the outbox closed and we have everything
+            if self.policy.overflow == "drop-oldest" and self.lag > self.policy.max_lag:
+                self._drop_oldest()
             batch = await outbox.read(self.cursor, sink.batch_size)
             if not batch:
                 continue
@@ -88,6 +95,20 @@ class SinkWorker:
             self.stats.filtered += len(batch) - len(wanted)
             self.cursor = batch[-1].seq
             await outbox.commit(self.name, self.cursor)
+
+    def _drop_oldest(self) -> None:
+        skipped = self.outbox.drop_oldest(self.name, self.policy.max_lag)
+        if skipped:
+            self.cursor = self.outbox.cursor(self.name)
+            self.stats.dropped += skipped
+            self.logger.warning(
+                "sink %r is more than %d events behind: dropped its %d oldest (overflow = "
+                "drop-oldest; %d dropped so far)",
+                self.name,
+                self.policy.max_lag,
+                skipped,
+                self.stats.dropped,
+            )
 
     def _wanted(self, record: Record) -> bool:
         answers = self.hooks.each("virtbridge_filter_event", event=record.event, sink=self.name)
@@ -106,12 +127,18 @@ class SinkWorker:
             return
 
     async def _publish(self, records: Sequence[Record]) -> None:
-        backoff = Backoff()
+        backoff = Backoff(maximum=self.policy.retry_max_interval)
         while True:
             try:
                 await self.sink.publish(records)
             except asyncio.CancelledError:
                 raise
+            except Rejected as exc:
+                self._rejected(exc)
+                records = [r for r in records if r not in exc.records]
+                self.stats.delivered += len(records)
+                self.stats.batches += 1
+                return
             except Exception as exc:
                 self.stats.retries += 1
                 self._failed("publish", exc)
@@ -122,6 +149,20 @@ class SinkWorker:
             self.stats.batches += 1
             self.stats.last_delivery_at = time.time()
             return
+
+    def _rejected(self, exc: Rejected) -> None:
+        self.stats.rejected += len(exc.records)
+        if self.policy.on_reject == "dead-letter":
+            self.outbox.dead_letter(self.name, exc.records, exc.reason)
+        self.logger.warning(
+            "sink %r: the broker refused %d events for good (%s): %s",
+            self.name,
+            len(exc.records),
+            "kept in the dead-letter table"
+            if self.policy.on_reject == "dead-letter"
+            else "dropped",
+            exc.reason,
+        )
 
     def _failed(self, what: str, exc: Exception) -> None:
         message = f"{type(exc).__name__}: {exc}"

@@ -12,7 +12,7 @@ import virtbridge
 from ._formats import format_event
 
 
-class DomainEventsConfig(virtbridge.PluginConfig, kw_only=True, forbid_unknown_fields=True):
+class DomainEventsConfig(virtbridge.SinkConfig, kw_only=True, forbid_unknown_fields=True):
     format: Literal["python", "c", "virsh"] = "python"
     """python: libvirt-python's event-test.py; c: libvirt's event-test.c; virsh: virsh event."""
     path: str = "-"
@@ -23,6 +23,7 @@ class DomainEventsConfig(virtbridge.PluginConfig, kw_only=True, forbid_unknown_f
     """Also print generic QEMU monitor events (not printed by the example programs)."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.timestamp and self.format != "virsh":
             raise ValueError(
                 "timestamp: only the virsh format has timestamps (virsh event --timestamp)"

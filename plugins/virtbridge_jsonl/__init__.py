@@ -24,7 +24,7 @@ import msgspec
 import virtbridge
 
 
-class JsonlConfig(virtbridge.PluginConfig, kw_only=True, forbid_unknown_fields=True):
+class JsonlConfig(virtbridge.SinkConfig, kw_only=True, forbid_unknown_fields=True):
     path: str = "-"
     fsync: bool = False
     batch_size: int = 512

@@ -24,7 +24,7 @@ import virtbridge
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
 
 
-class LogConfig(virtbridge.PluginConfig, kw_only=True, forbid_unknown_fields=True):
+class LogConfig(virtbridge.SinkConfig, kw_only=True, forbid_unknown_fields=True):
     format: Literal["human", "json"] = "human"
     logger: str = "virtbridge.events"
     level: Literal["debug", "info", "warning"] = "info"

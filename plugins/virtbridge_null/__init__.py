@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import virtbridge
 
 
-class NullConfig(virtbridge.PluginConfig, kw_only=True, forbid_unknown_fields=True):
+class NullConfig(virtbridge.SinkConfig, kw_only=True, forbid_unknown_fields=True):
     batch_size: int = 1024
 
 

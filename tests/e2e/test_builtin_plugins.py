@@ -22,7 +22,8 @@ TRACES = ROOT / "examples" / "traces"
 
 
 def run(data: dict[str, object]) -> Bridge:
-    bridge = Bridge(load(None, data={"bridge": {"control_socket": "off"}, **data}))
+    settings = {"control_socket": "off", "outbox": "memory"}
+    bridge = Bridge(load(None, data={"bridge": settings, **data}))
     assert asyncio.run(bridge.run(handle_signals=False)) == 0
     return bridge
 
@@ -115,7 +116,7 @@ def test_replay_at_recorded_speed_takes_the_recorded_time(tmp_path: Path) -> Non
 
 def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
     (tmp_path / "c.toml").write_text(
-        f'[bridge]\ncontrol_socket = "off"\n[[sources]]\ntype = "replay"\npath = "{TRACES / "*.jsonl"}"\n'
+        f'[bridge]\ncontrol_socket = "off"\noutbox = "memory"\n[[sources]]\ntype = "replay"\npath = "{TRACES / "*.jsonl"}"\n'
         '[[sinks]]\ntype = "null"\n'
     )
     leader, follower = pty.openpty()

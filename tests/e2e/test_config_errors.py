@@ -16,7 +16,7 @@ PLUGINS = HERE.parent / "plugins"
 CASES = [
     (
         '[bridge]\nhots = "x"\n',
-        "bridge.hots: unknown key (known keys: host, state_dir, strict_libvirt, on_poweroff, on_reboot, on_crash, shutdown_timeout, on_shutdown_timeout, monitor_events, plugins, disable_plugins, drain_timeout, outbox, control_socket)",
+        "bridge.hots: unknown key (known keys: host, state_dir, strict_libvirt, on_poweroff, on_reboot, on_crash, shutdown_timeout, on_shutdown_timeout, monitor_events, plugins, disable_plugins, drain_timeout, outbox, outbox_window, outbox_max_events, outbox_sync, metrics, control_socket)",
     ),
     (
         '[bridge]\nstrict_libvirt = "yes"\n',
@@ -64,7 +64,7 @@ CASES = [
     ),
     (
         '[[sinks]]\ntype = "jsonl"\npaht = "x"\n',
-        "sinks[0].paht: unknown key (known keys: name, path, fsync, batch_size)",
+        "sinks[0].paht: unknown key (known keys: path, fsync, batch_size, name, overflow, max_lag, on_reject, retry_max_interval)",
     ),
     ('[[sinks]]\ntype = "jsonl"\npath = 5\n', "sinks[0].path: expected a string, got an integer"),
     (

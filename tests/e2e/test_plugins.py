@@ -38,6 +38,7 @@ def test_every_hook_is_documented() -> None:
 
 
 def run_bridge(data: dict[str, object], plugins: list[str]) -> Bridge:
+    data = {"bridge": {"outbox": "memory", "control_socket": "off"}, **data}
     config = load(None, data=data, extra_plugins=plugins)
     bridge = Bridge(config)
     assert asyncio.run(bridge.run(handle_signals=False)) == 0

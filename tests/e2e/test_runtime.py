@@ -32,7 +32,7 @@ def test_a_hanging_sink_holds_back_nobody(tmp_path: Path) -> None:
             {"type": "slow", "name": "flaky", "path": str(tmp_path / "flaky"), "fail_every": 3},
             {"type": "slow", "name": "fast", "path": str(tmp_path / "fast")},
         ],
-        "bridge": {"drain_timeout": 0.5},
+        "bridge": {"drain_timeout": 0.5, "outbox": "memory", "control_socket": "off"},
     }
 
     async def scenario() -> Bridge:
@@ -92,7 +92,7 @@ def test_sigterm_drains_in_flight_events_then_exits(tmp_path: Path) -> None:
     out = tmp_path / "out"
     config = tmp_path / "bridge.toml"
     config.write_text(
-        "[bridge]\ndrain_timeout = 10\n"
+        f'[bridge]\ndrain_timeout = 10\nstate_dir = "{tmp_path / "state"}"\n'
         '[[sources]]\ntype = "ticker"\ninterval = 0.0005\n'
         f'[[sinks]]\ntype = "slow"\npath = "{out}"\ndelay = 0.02\nbatch_size = 16\n'
     )
@@ -114,6 +114,7 @@ def test_sighup_reloads_without_losing_events(tmp_path: Path) -> None:
     first, second = tmp_path / "first", tmp_path / "second"
     config = tmp_path / "bridge.toml"
     base = (
+        f'[bridge]\nstate_dir = "{tmp_path / "state"}"\n'
         '[[sources]]\ntype = "ticker"\ninterval = 0.002\n'
         f'[[sinks]]\ntype = "slow"\nname = "first"\npath = "{first}"\n'
     )

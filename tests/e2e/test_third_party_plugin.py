@@ -79,6 +79,7 @@ def test_the_installed_plugin_delivers(installed: Path, tmp_path: Path) -> None:
     try:
         config = tmp_path / "bridge.toml"
         config.write_text(
+            f'[bridge]\nstate_dir = "{tmp_path / "state"}"\n'
             f'[[sources]]\ntype = "replay"\npath = "{TRACES / "*.jsonl"}"\n'
             f'[[sinks]]\ntype = "webhook"\nurl = "http://127.0.0.1:{server.server_port}/hook"\n'
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import virtbridge
 
 
-class NeedyConfig(virtbridge.PluginConfig, kw_only=True, forbid_unknown_fields=True):
+class NeedyConfig(virtbridge.SinkConfig, kw_only=True, forbid_unknown_fields=True):
     pass
 
 

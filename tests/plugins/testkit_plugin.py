@@ -37,7 +37,7 @@ class TickerSource(virtbridge.Source):
             await asyncio.sleep(self.config.interval)
 
 
-class SlowConfig(virtbridge.PluginConfig, kw_only=True, forbid_unknown_fields=True):
+class SlowConfig(virtbridge.SinkConfig, kw_only=True, forbid_unknown_fields=True):
     path: str
     delay: float = 0.0
     hang: bool = False

@@ -12,7 +12,7 @@ import msgspec
 import virtbridge
 
 
-class WebhookConfig(virtbridge.PluginConfig, kw_only=True, forbid_unknown_fields=True):
+class WebhookConfig(virtbridge.SinkConfig, kw_only=True, forbid_unknown_fields=True):
     url: str
     events: list[str] = msgspec.field(default_factory=lambda: ["CRASHED"])
     """Lifecycle event types to forward (``CRASHED``, ``STOPPED``, ...); empty: every event."""
@@ -20,6 +20,7 @@ class WebhookConfig(virtbridge.PluginConfig, kw_only=True, forbid_unknown_fields
     headers: dict[str, str] = {}
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not self.url.startswith(("http://", "https://")):
             raise ValueError("url: must start with http:// or https://")
         known = {member.name for member in virtbridge.EventType}

@@ -179,6 +179,19 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--domains", action="store_true", help="also list every domain's state")
     status.set_defaults(handler=cmd_status)
 
+    dead = sub.add_parser(
+        "dead-letters",
+        parents=[common],
+        help="list events brokers refused for good",
+        description="List the dead-letter table of a bridge's durable outbox (read-only; the "
+        "bridge may be running).",
+    )
+    dead.add_argument("-c", "--config", metavar="FILE", default=os.environ.get("VIRTBRIDGE_CONFIG"))
+    dead.add_argument("--state-dir", metavar="DIR", help="the bridge's state directory")
+    dead.add_argument("--sink", help="only this sink's")
+    dead.add_argument("--json", action="store_true", help="one JSON object per line")
+    dead.set_defaults(handler=cmd_dead_letters)
+
     record = sub.add_parser(
         "record",
         parents=[common],
@@ -387,6 +400,33 @@ def cmd_status(args: argparse.Namespace) -> int:
         domain_state = DomainState(view["state"])
         reason = REASONS[domain_state](view["reason"]).name
         print(f"  domain {view['name']}({view['id']}): {domain_state.name}/{reason}")
+    return 0
+
+
+def cmd_dead_letters(args: argparse.Namespace) -> int:
+    import sqlite3
+
+    state = args.state_dir
+    if state is None:
+        settings = _config.read_file(args.config).get("bridge", {}) if args.config else {}
+        state = settings.get("state_dir") or _config.default_state_dir()
+    path = Path(os.path.expanduser(state)) / "outbox.sqlite3"
+    if not path.exists():
+        print(f"virtbridge: no outbox at {path}", file=sys.stderr)
+        return 1
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    query = "SELECT sink, seq, id, error, at FROM dead_letters"
+    rows = db.execute(
+        query + (" WHERE sink = ? ORDER BY seq" if args.sink else " ORDER BY sink, seq"),
+        (args.sink,) if args.sink else (),
+    ).fetchall()
+    for sink, seq, event_id, error, at in rows:
+        if args.json:
+            print(json.dumps({"sink": sink, "seq": seq, "id": event_id, "error": error, "at": at}))
+        else:
+            print(f"{sink}\t#{seq}\t{event_id}\t{error}")
+    if not args.json:
+        print(f"{len(rows)} dead letters", file=sys.stderr)
     return 0
 
 

@@ -93,6 +93,14 @@ class BridgeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Path of the control socket (``virtbridge ctl``/``status``); default: state_dir/control.sock;
     "off": none."""
 
+    def __post_init__(self) -> None:
+        if self.metrics:
+            host, _, port = self.metrics.rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError("metrics: must be host:port, for example 127.0.0.1:9108")
+        if self.outbox_window < 1:
+            raise ValueError("outbox_window: must be at least 1")
+
     def policy(self) -> Policy:
         return Policy(
             on_poweroff=self.on_poweroff,

@@ -26,6 +26,7 @@ from virtbridge._config import Component, Config, ConfigError
 from virtbridge._control import VERBS, ControlServer
 from virtbridge._engine import Engine, Outcome
 from virtbridge._engine_actions import Action, ScheduleTimer
+from virtbridge._metrics import MetricsServer
 from virtbridge._model import Event
 from virtbridge._model_events import EventID
 from virtbridge._model_time import Timestamp
@@ -152,6 +153,7 @@ class Bridge:
         self._claims: dict[str, SourceRunner] = {}
         self._taps: dict[str, list[list[Event]]] = {}
         self.control: ControlServer | None = None
+        self.metrics: MetricsServer | None = None
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._timer_tasks: set[asyncio.Task[Outcome]] = set()
         self._stop = asyncio.Event()
@@ -375,6 +377,14 @@ class Bridge:
         await self.outbox.open()
         self._restore_engine()
         await self._start_control()
+        if self.config.bridge.metrics:
+            self.metrics = MetricsServer(self.config.bridge.metrics, self.status)
+            try:
+                await self.metrics.start()
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot serve metrics: {exc}", file=self.config.path, key="bridge.metrics"
+                ) from None
         self.started_at = time.time()
         try:
             for component in self.config.sinks:
@@ -432,6 +442,8 @@ class Bridge:
         await self.outbox.close()
         if self.control is not None:
             await self.control.close()
+        if self.metrics is not None:
+            await self.metrics.close()
         return 1 if failed else 0
 
     async def reload(self) -> None:

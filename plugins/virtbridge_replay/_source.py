@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import glob
+import json
 import os
 import sys
 import time
@@ -54,11 +55,19 @@ class ReplaySource(virtbridge.Source):
 
     async def run(self, ctx: virtbridge.SourceContext) -> None:
         files = self.config.files()
+        resume = _Position.load(ctx.position())
         if self.config.progress and sys.stderr.isatty():
             self._progress = _Progress(sum(f.stat().st_size for f in files))
         try:
             for path in files:
-                await self._play(path, ctx)
+                if str(path) in resume.done:
+                    continue  # played completely before a restart
+                start = resume.offset if str(path) == resume.file else 0
+                if start:
+                    ctx.logger.info("replay: resuming %s at byte %d", path, start)
+                await self._play(path, ctx, resume, start)
+                resume.finish(str(path))
+                ctx.set_position(resume.dump())
         finally:
             if self._progress is not None:
                 self._progress.finish(self.lines)
@@ -67,12 +76,25 @@ class ReplaySource(virtbridge.Source):
                 "replay: %d lines could not be read and were skipped", self.bad_lines
             )
 
-    async def _play(self, path: Path, ctx: virtbridge.SourceContext) -> None:
+    async def _play(
+        self, path: Path, ctx: virtbridge.SourceContext, position: _Position, start: int
+    ) -> None:
         speed = self.config.speed
         batch: list[virtbridge.Signal] = []
         first: float | None = None
         started = time.monotonic()
-        for number, line, size in _lines(path):
+        offset = start
+
+        async def submit() -> None:
+            # The position goes with the batch's events into the same stored transaction, so a
+            # restart resumes exactly after what reached the outbox.
+            position.file, position.offset = str(path), offset
+            ctx.set_position(position.dump())
+            await ctx.submit_many(batch)
+            batch.clear()
+
+        for number, line, size in _lines(path, start):
+            offset += size
             self.lines += 1
             if self._progress is not None:
                 self._progress.advance(size, self.lines)
@@ -90,22 +112,50 @@ class ReplaySource(virtbridge.Source):
                 delay = started + (moment - first) / speed - time.monotonic()
                 if delay > 0:
                     if batch:
-                        await ctx.submit_many(batch)
-                        batch = []
+                        offset -= size  # this line is not in the batch yet
+                        await submit()
+                        offset += size
                     await asyncio.sleep(delay)
             batch.append(signal)
             if len(batch) >= BATCH:
-                await ctx.submit_many(batch)
-                batch = []
+                await submit()
                 await asyncio.sleep(0)  # let the sink workers run
         if batch:
-            await ctx.submit_many(batch)
+            await submit()
 
 
-def _lines(path: Path) -> Iterator[tuple[int, bytes, int]]:
+def _lines(path: Path, start: int = 0) -> Iterator[tuple[int, bytes, int]]:
     with path.open("rb") as stream:
+        if start:
+            stream.seek(start)
         for number, line in enumerate(stream, 1):
             yield number, line, len(line)
+
+
+class _Position:
+    """How far a replay got: files played completely, and the byte offset in the current one."""
+
+    def __init__(self, done: list[str] | None = None, file: str = "", offset: int = 0) -> None:
+        self.done = done or []
+        self.file = file
+        self.offset = offset
+
+    @classmethod
+    def load(cls, text: str | None) -> _Position:
+        if not text:
+            return cls()
+        try:
+            data = json.loads(text)
+            return cls(list(data["done"]), str(data["file"]), int(data["offset"]))
+        except (ValueError, KeyError, TypeError):
+            return cls()
+
+    def finish(self, path: str) -> None:
+        self.done.append(path)
+        self.file, self.offset = "", 0
+
+    def dump(self) -> str:
+        return json.dumps({"done": self.done, "file": self.file, "offset": self.offset})
 
 
 class _Progress:

@@ -17,7 +17,7 @@ class WebhookConfig(virtbridge.SinkConfig, kw_only=True, forbid_unknown_fields=T
     events: list[str] = msgspec.field(default_factory=lambda: ["CRASHED"])
     """Lifecycle event types to forward (``CRASHED``, ``STOPPED``, ...); empty: every event."""
     timeout: float = 5.0
-    headers: dict[str, str] = {}
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -22,16 +22,18 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from virtbridge import EventID
 from virtbridge._config import load
 from virtbridge._control import request
 from virtbridge._runtime import Bridge
 from virtbridge_qmp import QemuSource
+
+T = TypeVar("T")
 
 WAIT = 10.0
 """Upper bound of any single wait (a TCG guest boots in ~0.1 s; this is for a loaded machine)."""
@@ -72,18 +74,18 @@ def squash(lines: Iterable[str]) -> list[str]:
     machine once or twice more after every reset, so the count is not stable)."""
     out: list[str] = []
     for line in lines:
-        if line.startswith("REBOOT"):
-            folded = "REBOOT+" + line[len("REBOOT") :]
-            if out and out[-1] == folded:
-                continue
-            line = folded
-        out.append(line)
+        if not line.startswith("REBOOT"):
+            out.append(line)
+            continue
+        folded = "REBOOT+" + line[len("REBOOT") :]
+        if not out or out[-1] != folded:
+            out.append(folded)
     return out
 
 
-def lifecycle(lines: Iterable[str]) -> list[str]:
-    """Only the lifecycle lines."""
-    return [line for line in lines if "/" in line.split(" -> ")[0] and not line.startswith("PM")]
+def run(coro: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
+    """Run a test's coroutine with an overall bound (pytest-asyncio is not used)."""
+    return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
 async def until(
@@ -163,6 +165,19 @@ def guest_command(image: Path, serial: Path, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
+def supervised(
+    images: dict[str, Path], tmp: Path, variant: str, name: str = "vm", **options: Any
+) -> dict[str, Any]:
+    """A ``qemu`` source table for ``variant``; the guest's serial log is ``tmp/<name>.serial``
+    (see :func:`serial`)."""
+    command = guest_command(images[variant], serial(tmp, name))
+    return {"type": "qemu", "name": name, "command": command, **options}
+
+
+def serial(tmp: Path, name: str = "vm") -> Path:
+    return tmp / f"{name}.serial"
+
+
 class BridgeRun:
     """``async with BridgeRun(tmp_path, sources=[...]) as run:`` a running bridge.
 
@@ -201,8 +216,10 @@ class BridgeRun:
         self.task = asyncio.create_task(self.bridge.run(handle_signals=False), name="bridge")
         wanted = len(self.data["sources"])
         await until(
-            lambda: self.task is not None
-            and (self.task.done() or (self.control.exists() and len(self.sources) == wanted)),
+            lambda: (
+                self.task is not None
+                and (self.task.done() or (self.control.exists() and len(self.sources) == wanted))
+            ),
             what="the bridge to start",
         )
         if self.task.done():
@@ -275,7 +292,9 @@ class BridgeRun:
     def seen_prefix(self, domain: str, prefix: str) -> Callable[[], bool]:
         return lambda: any(line.startswith(prefix) for line in self.lines(domain))
 
-    async def wait_for(self, domain: str, line: str, *, count: int = 1, timeout: float = WAIT) -> None:
+    async def wait_for(
+        self, domain: str, line: str, *, count: int = 1, timeout: float = WAIT
+    ) -> None:
         """Wait until ``line`` was written ``count`` times for ``domain``."""
         await until(
             self.seen(domain, line, count),

@@ -93,20 +93,16 @@ class QmpAttachSource(virtbridge.Source):
                         self._watchers[path] = asyncio.create_task(
                             self._watch(ctx, path, initial=first), name=f"qmp-watch:{path}"
                         )
-                for path in set(self._watchers) - present:
-                    task = self._watchers.pop(path)
-                    if task.done() or not self._connected(path):
-                        task.cancel()  # the VM is gone for good: stop retrying its socket
+                # A watcher ends by itself once its socket has vanished (after reporting the
+                # EOF of a session it had); cancelling it here could lose that EOF.
+                for path in [path for path, task in self._watchers.items() if task.done()]:
+                    del self._watchers[path]
                 first = False
                 await asyncio.sleep(self.config.scan_interval)
         finally:
             for task in self._watchers.values():
                 task.cancel()
             await asyncio.gather(*self._watchers.values(), return_exceptions=True)
-
-    def _connected(self, key: str) -> bool:
-        session = self.sessions.get(key)
-        return session is not None and session.connected.is_set() and not session.client.at_eof
 
     async def _watch(self, ctx: virtbridge.SourceContext, key: str, *, initial: bool) -> None:
         """Keep one monitor connected: reconnect with jittered backoff after every EOF."""
@@ -123,6 +119,8 @@ class QmpAttachSource(virtbridge.Source):
                 await session.connect()
             except QmpError as exc:
                 ctx.logger.debug("monitor %s: %s", key, exc)
+                if self.config.watched and not Path(key).exists():
+                    return  # the VM is gone for good: stop retrying its socket
                 await asyncio.sleep(random.uniform(delay / 2, delay))
                 delay = min(delay * 2, self.config.reconnect_max)
                 continue

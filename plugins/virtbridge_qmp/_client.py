@@ -175,15 +175,21 @@ class QmpClient:
     async def close(self) -> None:
         """Close the connection. Pending commands fail; :meth:`events` ends after queued events."""
         task, self._reader_task = self._reader_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        try:
+            if task is not None:
+                task.cancel()
+                # Not `await task` under suppress(CancelledError): that would also swallow a
+                # cancellation of our caller, which then carries on as if never cancelled.
+                await asyncio.wait({task})
+                if not task.cancelled() and (error := task.exception()) is not None:
+                    raise error
+        finally:
+            if self._writer is not None:
+                self._writer.close()
+            self._finish(_End(eof=False), QmpConnectionError("QMP connection closed by the client"))
         if self._writer is not None:
-            self._writer.close()
             with contextlib.suppress(OSError):
                 await self._writer.wait_closed()
-        self._finish(_End(eof=False), QmpConnectionError("QMP connection closed by the client"))
 
     # -- commands --------------------------------------------------------------------------
 

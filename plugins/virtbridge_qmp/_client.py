@@ -20,10 +20,10 @@ import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, TypeAlias, TypeVar
 
 from ._errors import QmpCommandError, QmpConnectionError, QmpEof, QmpError, QmpTimeout
 from ._framing import LineFramer, Oversized
@@ -35,6 +35,7 @@ _READ_CHUNK: Final = 1 << 16
 _SHOWN: Final = 120  # how much of a bad line goes into a log record
 
 Address: TypeAlias = "str | os.PathLike[str] | tuple[str, int]"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ class QmpClient:
                 opening = asyncio.open_connection(where[0], where[1])
             else:
                 opening = asyncio.open_unix_connection(os.fspath(where))
-            self._reader, self._writer = await asyncio.wait_for(opening, self._connect_timeout)
+            self._reader, self._writer = await _bounded(opening, self._connect_timeout)
         except (OSError, asyncio.TimeoutError) as exc:
             reason = str(exc) or "timed out"
             raise QmpConnectionError(f"cannot connect to QMP at {where!r}: {reason}") from exc
@@ -159,7 +160,7 @@ class QmpClient:
         )
         try:
             greeting = asyncio.shield(self._greeting)
-            self.greeting = await asyncio.wait_for(greeting, self._connect_timeout)
+            self.greeting = await _bounded(greeting, self._connect_timeout)
             await self.execute("qmp_capabilities", timeout=self._connect_timeout)
         except QmpError as exc:
             await self.close()
@@ -215,7 +216,7 @@ class QmpClient:
             self._writer.write(json.dumps(message).encode() + b"\n")
             async with self._drain_lock:  # concurrent drain() is unsafe on older Pythons
                 await self._writer.drain()
-            return await asyncio.wait_for(reply, timeout)
+            return await _bounded(reply, timeout)
         except asyncio.TimeoutError:
             raise QmpTimeout(
                 f"no reply to {command!r} within {timeout} s", command=command, timeout=timeout
@@ -246,7 +247,10 @@ class QmpClient:
 
     async def _next(self, timeout: float | None) -> QmpEvent | None:
         try:
-            item = await asyncio.wait_for(self._events.get(), timeout)
+            if timeout is None:
+                item = await self._events.get()
+            else:
+                item = await _bounded(self._events.get(), timeout)
         except asyncio.TimeoutError:
             raise QmpTimeout(
                 f"no QMP event within {timeout} s", command=None, timeout=timeout
@@ -393,6 +397,24 @@ class QmpClient:
         if self.at_eof:
             return QmpEof(f"cannot run {command!r}: the QMP server closed the connection")
         return QmpConnectionError(f"cannot run {command!r}: the QMP connection is closed")
+
+
+async def _bounded(awaitable: Awaitable[T], timeout: float | None) -> T:
+    """``asyncio.wait_for`` without its flaw before Python 3.12: when what it waits for ends
+    just as the caller is cancelled, wait_for returns (or raises) that result and the
+    cancellation is lost, so a task being stopped carries on. ``asyncio.wait`` never swallows
+    the caller's cancellation."""
+    task = asyncio.ensure_future(awaitable)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if not done:
+        task.cancel()
+        await asyncio.wait({task})
+        raise asyncio.TimeoutError
+    return task.result()
 
 
 def _parse_timestamp(value: object) -> QmpTimestamp | None:

@@ -121,6 +121,8 @@ class QmpAttachSource(virtbridge.Source):
                 ctx.logger.debug("monitor %s: %s", key, exc)
                 if self.config.watched and not Path(key).exists():
                     return  # the VM is gone for good: stop retrying its socket
+                if isinstance(exc.__cause__, (FileNotFoundError, ConnectionRefusedError)):
+                    fresh = True  # nobody listens: whoever answers later started after us
                 await asyncio.sleep(random.uniform(delay / 2, delay))
                 delay = min(delay * 2, self.config.reconnect_max)
                 continue

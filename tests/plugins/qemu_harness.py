@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import os
 import signal
@@ -27,11 +28,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+from tests.support.qemu import QemuProcess, connect_qmp, spawn_qemu
 from virtbridge import EventID
 from virtbridge._config import load
 from virtbridge._control import request
 from virtbridge._runtime import Bridge
-from virtbridge_qmp import QemuSource
+from virtbridge_qmp import QemuSource, QmpClient
 
 T = TypeVar("T")
 
@@ -149,6 +151,14 @@ def alive(pid: int) -> bool:
     return stat[stat.rindex(")") + 2] != "Z"
 
 
+def _stacks() -> str:
+    """Where every task of the running loop is waiting (for a stop that hangs)."""
+    out = io.StringIO()
+    for task in asyncio.all_tasks():
+        task.print_stack(limit=30, file=out)
+    return out.getvalue()
+
+
 def guest_command(image: Path, serial: Path, *extra: str) -> list[str]:
     """QEMU's command line for a supervised guest (qemu-guests.md, Part 1), without the QMP
     monitor and ``-no-shutdown``, which the ``qemu`` source adds itself."""
@@ -247,10 +257,11 @@ class BridgeRun:
                 try:
                     code = await asyncio.wait_for(asyncio.shield(self.task), 20)
                 except asyncio.TimeoutError:
+                    stuck = _stacks()
                     self.task.cancel()
                     with contextlib.suppress(BaseException):
                         await self.task
-                    raise AssertionError("the bridge did not stop within 20 s") from None
+                    raise AssertionError(f"the bridge did not stop within 20 s:\n{stuck}") from None
             elif self.task is not None and self.task.done() and not self.task.cancelled():
                 code = self.task.result()
         finally:
@@ -331,3 +342,62 @@ class BridgeRun:
                 state = DomainState(view["state"])
                 return state.name, REASONS[state](view["reason"]).name, view["id"]
         return None
+
+
+class Fleet:
+    """QEMU processes a test starts itself (for attach mode), each with a second QMP monitor
+    (``<tag>.mon``) the test drives it through; ``<tag>.qmp`` is the one the bridge attaches
+    to. ``async with Fleet(images, directory) as fleet:``; on exit every monitor is closed and
+    every process killed and reaped."""
+
+    def __init__(self, images: dict[str, Path], directory: Path) -> None:
+        self.images = images
+        self.dir = directory
+        self.processes: dict[str, QemuProcess] = {}
+        self.monitors: dict[str, QmpClient] = {}
+        self._old: list[QemuProcess] = []
+
+    async def __aenter__(self) -> Fleet:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for client in self.monitors.values():
+            with contextlib.suppress(Exception):
+                await client.close()
+        for process in [*self.processes.values(), *self._old]:
+            with contextlib.suppress(Exception):
+                await process.kill()
+
+    async def spawn(self, variant: str, tag: str, *extra: str) -> QemuProcess:
+        """Start ``variant`` as ``tag`` (replacing an earlier process of that tag, which must
+        have ended)."""
+        if tag in self.processes:
+            self._old.append(self.processes.pop(tag))
+            old = self.monitors.pop(tag, None)
+            if old is not None:
+                await old.close()
+        monitor = self.dir / f"{tag}.mon"
+        monitor.unlink(missing_ok=True)
+        process = await spawn_qemu(
+            self.images[variant],
+            self.dir,
+            ["-qmp", f"unix:{monitor},server=on,wait=off", *extra],
+            tag=tag,
+        )
+        self.processes[tag] = process
+        return process
+
+    async def monitor(self, tag: str) -> QmpClient:
+        """The test's own monitor of ``tag`` (connected once, then reused)."""
+        if tag not in self.monitors:
+            self.monitors[tag] = await connect_qmp(self.dir / f"{tag}.mon")
+        return self.monitors[tag]
+
+    def __getitem__(self, tag: str) -> QemuProcess:
+        return self.processes[tag]

@@ -21,56 +21,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import msgspec
-
-from virtbridge import Engine
-from virtbridge._trace import parse_line
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.support.bigtrace import build_trace  # noqa: E402
+
 TRACES = ROOT / "examples" / "traces"
 WINDOW = 100
-
-
-def scenarios() -> list[list[dict[str, object]]]:
-    out = []
-    for path in sorted(TRACES.glob("*.jsonl")):
-        if path.name == "mixed.jsonl":
-            continue
-        lines = [
-            line for line in path.read_text().splitlines() if line and not line.startswith("#")
-        ]
-        out.append([msgspec.json.decode(line) for line in lines])
-    return out
-
-
-def events_per_run(script: list[dict[str, object]]) -> int:
-    engine = Engine()
-    signals = [parse_line(msgspec.json.encode(obj)) for obj in script]
-    return sum(len(engine.feed(s).events) for s in signals if s is not None)
-
-
-def build_trace(path: Path, target_events: int) -> tuple[int, int]:
-    """Write a trace with at least ``target_events`` events; return (lines, events)."""
-    scripts = scenarios()
-    yields = [events_per_run(s) for s in scripts]
-    encoder = msgspec.json.Encoder()
-    lines = events = domain = 0
-    with path.open("wb") as out:
-        while events < target_events:
-            window = []
-            for _ in range(WINDOW):
-                index = domain % len(scripts)
-                name = f"bench-{domain}"
-                window.append([{**obj, "domain": name} for obj in scripts[index]])
-                events += yields[index]
-                domain += 1
-            longest = max(len(s) for s in window)
-            for step in range(longest):
-                for script in window:
-                    if step < len(script):
-                        out.write(encoder.encode(script[step]) + b"\n")
-                        lines += 1
-    return lines, events
 
 
 def run_bridge(trace: Path, sink: str, workdir: Path, outbox: str) -> tuple[float, int, int]:
@@ -82,7 +39,8 @@ def run_bridge(trace: Path, sink: str, workdir: Path, outbox: str) -> tuple[floa
     )
     config = workdir / f"{sink}.toml"
     config.write_text(
-        f'[bridge]\noutbox = "{outbox}"\nstate_dir = "{workdir / "state"}"\n'
+        f'[bridge]\noutbox = "{outbox}"\ncontrol_socket = "off"\n'
+        f'state_dir = "{workdir / f"state-{sink}-{trace.stem}"}"\n'
         f'[[sources]]\ntype = "replay"\npath = "{trace}"\nprogress = false\n' + sink_table
     )
     (workdir / "out.jsonl").unlink(missing_ok=True)

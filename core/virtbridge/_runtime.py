@@ -350,11 +350,15 @@ class Bridge:
         if drained:
             log.info("sink %r: delivered %d of %d events", name, worker.cursor, target)
         else:
+            kept = (
+                "stored: delivered after the next start" if self.outbox.persists_engine else "lost"
+            )
             log.warning(
-                "sink %r stopped after %.1f s with %d events not delivered",
+                "sink %r stopped after %.1f s with %d events not delivered (%s)",
                 name,
                 timeout or 0,
                 target - worker.cursor,
+                kept,
             )
         task = self._sink_tasks.pop(name)
         task.cancel()
@@ -435,8 +439,11 @@ class Bridge:
         for runner in list(self.sources.values()):
             await self._stop_source(runner)
         await self.outbox.flush()
-        # A finished replay waits for every sink; a stop request waits drain_timeout at most.
-        timeout = None if finished else self.config.bridge.drain_timeout
+        # A finished replay waits for every sink, unless what a sink has not delivered yet is
+        # stored durably anyway (then it is delivered at the next start); a stop request waits
+        # drain_timeout at most.
+        durable = self.outbox.persists_engine
+        timeout = None if finished and not durable else self.config.bridge.drain_timeout
         for name in list(self.workers):
             await self._stop_sink(name, timeout)
         await self.outbox.close()
@@ -608,6 +615,7 @@ class Bridge:
             },
             "sinks": {name: worker.status() for name, worker in self.workers.items()},
             "plugin_errors": self.hooks.errors.as_dict(),
+            "metrics": f"{self.metrics.host}:{self.metrics.port}" if self.metrics else None,
         }
 
 

@@ -96,6 +96,13 @@ class SinkWorker:
             self.cursor = batch[-1].seq
             await outbox.commit(self.name, self.cursor)
 
+    def _overflowing(self, records: Sequence[Record]) -> bool:
+        policy = self.policy
+        return (
+            policy.overflow == "drop-oldest"
+            and self.outbox.last_seq - records[0].seq >= policy.max_lag
+        )
+
     def _drop_oldest(self) -> None:
         skipped = self.outbox.drop_oldest(self.name, self.policy.max_lag)
         if skipped:
@@ -142,6 +149,9 @@ class SinkWorker:
             except Exception as exc:
                 self.stats.retries += 1
                 self._failed("publish", exc)
+                if self._overflowing(records):
+                    self.stats.dropped += len(records)  # the batch in flight is among the oldest
+                    return
                 await asyncio.sleep(backoff.next())
                 continue
             self.stats.connected = True

@@ -3,13 +3,15 @@
 ticker: drives one domain through start, reset and guest-initiated reboots, forever (or
 ``count`` cycles), one signal every ``interval`` seconds.
 slow: records what it is given; waits ``delay`` per batch; ``hang = true`` never returns;
-``fail_every = N`` raises on every Nth batch.
+``fail_every = N`` raises on every Nth batch; ``down_until = PATH`` fails until that file
+exists; ``reject_kind = "reboot"`` refuses events of that kind for good (virtbridge.Rejected).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Sequence
 
 import virtbridge
@@ -42,6 +44,8 @@ class SlowConfig(virtbridge.SinkConfig, kw_only=True, forbid_unknown_fields=True
     delay: float = 0.0
     hang: bool = False
     fail_every: int = 0
+    down_until: str = ""
+    reject_kind: str = ""
     batch_size: int = 64
 
 
@@ -57,15 +61,23 @@ class SlowSink(virtbridge.Sink):
             await asyncio.Event().wait()
         if self.config.fail_every and self.batches % self.config.fail_every == 0:
             raise ConnectionError("broker said no")
+        if self.config.down_until and not os.path.exists(self.config.down_until):
+            raise ConnectionError("broker is down")
         await asyncio.sleep(self.config.delay)
+        refused = [r for r in records if r.event.kind.kind == self.config.reject_kind]
         with open(self.config.path, "a") as stream:
             for record in records:
+                if record in refused:
+                    continue
                 stream.write(
                     json.dumps(
                         {"seq": record.seq, "id": record.id, "domain": record.event.domain.name}
                     )
                     + "\n"
                 )
+        if refused:
+            reason = f"{len(refused)} {self.config.reject_kind} events are not welcome"
+            raise virtbridge.Rejected(refused, reason)
 
 
 @virtbridge.hookimpl

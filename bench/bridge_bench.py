@@ -65,7 +65,12 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--outbox", choices=("memory", "sqlite"), default="memory")
+    parser.add_argument(
+        "--outbox",
+        choices=("memory", "sqlite", "both"),
+        default="both",
+        help="in-memory outbox, the durable SQLite one, or both in the same run (default)",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="virtbridge-bench-") as tmp:
         workdir = Path(tmp)
@@ -74,14 +79,16 @@ def main(argv: list[str] | None = None) -> int:
         for target in (args.events // 4, args.events):
             trace = workdir / f"trace-{target}.jsonl"
             lines, expected = build_trace(trace, target)
-            for sink in ("null", "jsonl"):
+            outboxes = ("memory", "sqlite") if args.outbox == "both" else (args.outbox,)
+            rates: dict[str, float] = {}
+            for outbox, sink in [(o, s) for s in ("null", "jsonl") for o in outboxes]:
                 # RUSAGE_CHILDREN keeps the maximum over all children: one fresh helper per run.
                 here = str(Path(__file__).parent)
                 code = (
                     f"import sys; sys.path.insert(0, {here!r}); import bridge_bench as b; "
                     "from pathlib import Path; "
                     f"print(*b.run_bridge(Path({str(trace)!r}), {sink!r}, Path({str(workdir)!r}), "
-                    f"{args.outbox!r}))"
+                    f"{outbox!r}))"
                 )
                 out = subprocess.run(
                     [sys.executable, "-c", code], capture_output=True, text=True, check=True
@@ -90,9 +97,14 @@ def main(argv: list[str] | None = None) -> int:
                 elapsed, delivered, rss = float(elapsed_s), int(delivered_s), int(rss_s)
                 assert delivered == expected, (delivered, expected)
                 print(
-                    f"{delivered:>9} {sink:>6} {args.outbox:>7} {elapsed:>8.2f} "
+                    f"{delivered:>9} {sink:>6} {outbox:>7} {elapsed:>8.2f} "
                     f"{delivered / elapsed:>10,.0f} {rss / 1024:>8.1f} MiB"
                 )
+                rates[f"{sink}/{outbox}"] = delivered / elapsed
+            for sink in ("null", "jsonl"):
+                if f"{sink}/sqlite" in rates and f"{sink}/memory" in rates:
+                    ratio = rates[f"{sink}/sqlite"] / rates[f"{sink}/memory"]
+                    print(f"{'':>9} {sink:>6} durable/in-memory: {ratio:.2f}")
             trace.unlink()
         print(f"(trace lines per event: {lines / expected:.2f}; CPU: {os.cpu_count()} cores)")
     return 0

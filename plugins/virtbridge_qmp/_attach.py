@@ -11,6 +11,7 @@ import asyncio
 import glob
 import os
 import random
+import time
 from pathlib import Path
 
 import virtbridge
@@ -119,6 +120,14 @@ class QmpAttachSource(virtbridge.Source):
                 await session.connect()
             except QmpError as exc:
                 ctx.logger.debug("monitor %s: %s", key, exc)
+                if initial and self.config.domain:
+                    # A monitor we knew (restored state) is gone: the VM died while the bridge
+                    # was away.  The engine ignores this for a domain it thinks is not running.
+                    initial = False
+                    stamp = virtbridge.Timestamp.from_float(time.time())
+                    await ctx.submit(
+                        virtbridge.MonitorEof(domain=self.config.domain, timestamp=stamp)
+                    )
                 if self.config.watched and not Path(key).exists():
                     return  # the VM is gone for good: stop retrying its socket
                 if isinstance(exc.__cause__, (FileNotFoundError, ConnectionRefusedError)):

@@ -99,7 +99,15 @@ class QemuSource(virtbridge.Source):
         adopted = Emulator.adopt(self._dir() / "qemu.pid")
         if adopted is not None and await self._reattach(adopted):
             ctx.logger.info("re-found QEMU (pid %d) for %r", adopted.pid, self.domain)
-        elif self.config.autostart:
+            await asyncio.Event().wait()
+        # Not running (any more): if the engine still thinks it runs (restored state, the
+        # process died while the bridge was away), this ends it as libvirt's reconnect would.
+        await ctx.submit(
+            virtbridge.MonitorEof(
+                domain=self.domain, timestamp=virtbridge.Timestamp.from_float(time.time())
+            )
+        )
+        if self.config.autostart:
             error = await self.start_domain(self.domain)
             if error:
                 ctx.logger.error("cannot start %r: %s", self.domain, error)

@@ -553,8 +553,8 @@ class Bridge:
         seen: list[Event] = []
         self._taps.setdefault(domain, []).append(seen)
         try:
-            error = await self._ctl(domain, verb)
-            if error is None and verb in SETTLING_VERBS:
+            error, acting = await self._ctl(domain, verb)
+            if error is None and acting and verb in SETTLING_VERBS:
                 await self._settle(domain, seen)
         finally:
             self._taps[domain].remove(seen)
@@ -567,19 +567,21 @@ class Bridge:
             "state": self._state_of(domain),
         }
 
-    async def _ctl(self, domain: str, verb: str) -> str | None:
+    async def _ctl(self, domain: str, verb: str) -> tuple[str | None, bool]:
+        """Carry out a ctl verb: libvirt's error or None, and whether the hypervisor was asked
+        to act (a no-op, such as suspending a paused domain, has no answer to wait for)."""
         if verb == "start":
             owner = self.owner(domain)
             starter = getattr(owner.source, "start_domain", None) if owner is not None else None
             if starter is None:
-                return f"no source here can start domain {domain!r}"
+                return f"no source here can start domain {domain!r}", False
             error: str | None = await starter(domain)
-            return error
+            return error, True
         if domain not in self.engine and self.owner(domain) is not None:
-            return "Requested operation is not valid: domain is not running"
+            return "Requested operation is not valid: domain is not running", False
         stamp = Timestamp.from_float(time.time())
         outcome = await self.intent(Intent(domain=domain, intent=IntentKind(verb), timestamp=stamp))
-        return outcome.error
+        return outcome.error, bool(outcome.actions)
 
     async def _settle(self, domain: str, seen: list[Event], timeout: float = 5.0) -> None:
         """Wait (a little) for the hypervisor's answer, as libvirt's synchronous API does:

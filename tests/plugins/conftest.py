@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugins.qemu_harness import kill_stray_qemu
+from tests.plugins.qemu_processes import kill_stray_qemu
 from tests.support.guests import write_images
 from tests.support.qemu import require_qemu
 

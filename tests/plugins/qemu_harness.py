@@ -7,8 +7,9 @@
   codes (``SHUTDOWN/GUEST [6/1] -> SHUTDOWN/UNKNOWN [4/0]``); runs of REBOOT folded into one,
   because SeaBIOS adds one or two resets of its own after every reset.
 * :func:`until`: the only way these tests wait: for a condition, with a bound.
-* :func:`kill_stray_qemu`: the safety net that SIGKILLs and reaps every QEMU this process
-  started, whatever the test did.
+
+QEMU processes themselves (command lines, the test's own guests, the safety net that kills
+whatever a test left behind) are in ``qemu_processes``.
 
 Every wait is bounded; nothing here sleeps for a guessed time except :meth:`BridgeRun.settle`,
 which waits for a quiet period (bounded too).
@@ -20,7 +21,6 @@ import asyncio
 import contextlib
 import io
 import json
-import os
 import signal
 import time
 from collections.abc import Callable, Coroutine, Iterable
@@ -28,12 +28,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from tests.support.qemu import QemuProcess, connect_qmp, spawn_qemu
+from tests.plugins.qemu_processes import alive
 from virtbridge import EventID
 from virtbridge._config import load
 from virtbridge._control import request
 from virtbridge._runtime import Bridge
-from virtbridge_qmp import QemuSource, QmpClient
+from virtbridge_qmp import QemuSource
 
 T = TypeVar("T")
 
@@ -54,6 +54,13 @@ DESTROYED = [
     "STOPPED/DESTROYED [5/1] -> SHUTOFF/DESTROYED [5/2]",
 ]
 KILLED = ["STOPPED/FAILED [5/5] -> SHUTOFF/CRASHED [5/3]"]
+HOST_SHUTDOWN = [
+    "SHUTDOWN/HOST [6/2] -> SHUTDOWN/UNKNOWN [4/0]",
+    "STOPPED/SHUTDOWN [5/0] -> SHUTOFF/SHUTDOWN [5/1]",
+]
+PAUSED = "SUSPENDED/PAUSED [3/0] -> PAUSED/UNKNOWN [3/0]"
+"""QEMU stopped by someone else: libvirt does not know why."""
+UNPAUSED = "RESUMED/UNPAUSED [4/0] -> RUNNING/UNPAUSED [1/5]"
 
 
 def describe(data: dict[str, Any]) -> str:
@@ -105,52 +112,6 @@ async def until(
         await asyncio.sleep(0.01)
 
 
-def qemu_children() -> list[int]:
-    """PIDs of the QEMU processes that are children of this (test) process."""
-    found = []
-    me = os.getpid()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
-        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-        if ppid == me and comm.startswith("qemu-system"):
-            found.append(int(entry))
-    return found
-
-
-def kill_stray_qemu(timeout: float = 5.0) -> list[int]:
-    """SIGKILL every QEMU child of this process and reap it; the PIDs that were still there."""
-    strays = qemu_children()
-    for pid in strays:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + timeout
-    for pid in strays:
-        while time.monotonic() < deadline:
-            try:
-                done, _ = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                break  # reaped by its owner (a Popen or an asyncio child watcher)
-            if done:
-                break
-            time.sleep(0.01)
-    return strays
-
-
-def alive(pid: int) -> bool:
-    """Whether ``pid`` is a live process (a zombie counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
-
-
 def _stacks() -> str:
     """Where every task of the running loop is waiting (for a stop that hangs)."""
     out = io.StringIO()
@@ -159,33 +120,13 @@ def _stacks() -> str:
     return out.getvalue()
 
 
-def guest_command(image: Path, serial: Path, *extra: str) -> list[str]:
-    """QEMU's command line for a supervised guest (qemu-guests.md, Part 1), without the QMP
-    monitor and ``-no-shutdown``, which the ``qemu`` source adds itself."""
-    return [
-        "qemu-system-x86_64",
-        "-nodefaults",
-        "-display", "none",
-        "-machine", "pc,accel=tcg",
-        "-m", "32",
-        "-drive", f"file={image},format=raw,if=ide,snapshot=on",
-        "-serial", f"file:{serial}",
-        "-device", "pvpanic",
-        *extra,
-    ]  # fmt: skip
+ATTACH_QUICK = {"reconnect_min": 0.05, "reconnect_max": 0.2, "scan_interval": 0.05}
+"""Attach sources reconnect and rescan fast in tests: they wait for these, bounded."""
 
 
-def supervised(
-    images: dict[str, Path], tmp: Path, variant: str, name: str = "vm", **options: Any
-) -> dict[str, Any]:
-    """A ``qemu`` source table for ``variant``; the guest's serial log is ``tmp/<name>.serial``
-    (see :func:`serial`)."""
-    command = guest_command(images[variant], serial(tmp, name))
-    return {"type": "qemu", "name": name, "command": command, **options}
-
-
-def serial(tmp: Path, name: str = "vm") -> Path:
-    return tmp / f"{name}.serial"
+def attach(path: Path, **options: Any) -> dict[str, Any]:
+    """A ``qmp`` (attach) source table for a socket path or a glob."""
+    return {"type": "qmp", "path": str(path), **ATTACH_QUICK, **options}
 
 
 class BridgeRun:
@@ -280,8 +221,36 @@ class BridgeRun:
         assert self.bridge is not None
         return self.bridge.sources
 
+    def attached(self, source: str = "qmp", count: int = 1) -> Callable[[], bool]:
+        """A condition: the attach source ``source`` has ``count`` live monitor sessions."""
+
+        def enough() -> bool:
+            sessions = self.sources[source].source.sessions.values()
+            live = [s for s in sessions if s.connected.is_set() and not s.client.at_eof]
+            return len(live) >= count
+
+        return enough
+
     def qemu(self, name: str) -> QemuSource:
         return self.qemu_sources[name]
+
+    async def booted(self, domain: str = "vm") -> None:
+        """Wait until ``domain`` was announced (STARTED/BOOTED)."""
+        await self.wait_for(domain, BOOTED[-1])
+
+    def running(self, domain: str = "vm") -> bool:
+        """Whether the QEMU of the ``qemu`` source ``domain`` is alive."""
+        emulator = self.qemu(domain).emulator
+        return emulator is not None and emulator.alive and alive(emulator.pid)
+
+    async def gone(self, domain: str = "vm") -> None:
+        """Wait until the QEMU of the ``qemu`` source ``domain`` has exited and been reaped,
+        and its pid file is gone."""
+        emulator = self.qemu(domain).emulator
+        assert emulator is not None
+        await until(lambda: emulator.exit is not None, what=f"QEMU of {domain!r} to exit")
+        assert not alive(emulator.pid)
+        assert not emulator.pidfile.exists()
 
     def events(self, domain: str | None = None) -> list[dict[str, Any]]:
         """The ``data`` of every CloudEvent the jsonl sink has written so far (whole lines)."""
@@ -299,9 +268,6 @@ class BridgeRun:
     def seen(self, domain: str, line: str, count: int = 1) -> Callable[[], bool]:
         """A condition: ``line`` appeared at least ``count`` times for ``domain``."""
         return lambda: self.lines(domain).count(line) >= count
-
-    def seen_prefix(self, domain: str, prefix: str) -> Callable[[], bool]:
-        return lambda: any(line.startswith(prefix) for line in self.lines(domain))
 
     async def wait_for(
         self, domain: str, line: str, *, count: int = 1, timeout: float = WAIT
@@ -342,62 +308,3 @@ class BridgeRun:
                 state = DomainState(view["state"])
                 return state.name, REASONS[state](view["reason"]).name, view["id"]
         return None
-
-
-class Fleet:
-    """QEMU processes a test starts itself (for attach mode), each with a second QMP monitor
-    (``<tag>.mon``) the test drives it through; ``<tag>.qmp`` is the one the bridge attaches
-    to. ``async with Fleet(images, directory) as fleet:``; on exit every monitor is closed and
-    every process killed and reaped."""
-
-    def __init__(self, images: dict[str, Path], directory: Path) -> None:
-        self.images = images
-        self.dir = directory
-        self.processes: dict[str, QemuProcess] = {}
-        self.monitors: dict[str, QmpClient] = {}
-        self._old: list[QemuProcess] = []
-
-    async def __aenter__(self) -> Fleet:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        for client in self.monitors.values():
-            with contextlib.suppress(Exception):
-                await client.close()
-        for process in [*self.processes.values(), *self._old]:
-            with contextlib.suppress(Exception):
-                await process.kill()
-
-    async def spawn(self, variant: str, tag: str, *extra: str) -> QemuProcess:
-        """Start ``variant`` as ``tag`` (replacing an earlier process of that tag, which must
-        have ended)."""
-        if tag in self.processes:
-            self._old.append(self.processes.pop(tag))
-            old = self.monitors.pop(tag, None)
-            if old is not None:
-                await old.close()
-        monitor = self.dir / f"{tag}.mon"
-        monitor.unlink(missing_ok=True)
-        process = await spawn_qemu(
-            self.images[variant],
-            self.dir,
-            ["-qmp", f"unix:{monitor},server=on,wait=off", *extra],
-            tag=tag,
-        )
-        self.processes[tag] = process
-        return process
-
-    async def monitor(self, tag: str) -> QmpClient:
-        """The test's own monitor of ``tag`` (connected once, then reused)."""
-        if tag not in self.monitors:
-            self.monitors[tag] = await connect_qmp(self.dir / f"{tag}.mon")
-        return self.monitors[tag]
-
-    def __getitem__(self, tag: str) -> QemuProcess:
-        return self.processes[tag]

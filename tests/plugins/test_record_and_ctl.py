@@ -19,13 +19,12 @@ from tests.plugins.qemu_harness import (
     DESTROYED,
     WAIT,
     BridgeRun,
-    Fleet,
     describe,
     run,
     squash,
-    supervised,
     until,
 )
+from tests.plugins.qemu_processes import Fleet, supervised
 
 Images = dict[str, Path]
 

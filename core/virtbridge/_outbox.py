@@ -36,6 +36,11 @@ class Outbox(ABC):
         """The sequence number of the newest record (0 when empty)."""
 
     @property
+    def backlog(self) -> int:
+        """Events appended but not stored yet."""
+        return 0
+
+    @property
     def durable_seq(self) -> int:
         """The newest record that is stored for good; sinks only see records up to here."""
         return self.last_seq
@@ -85,7 +90,7 @@ class Outbox(ABC):
             self._positions = {}
         self._positions[source] = value
 
-    def save_domain(self, name: str, record: dict[str, Any] | None) -> None:
+    def save_domain(self, name: str, record: Any) -> None:
         """Store the engine's record of a domain with the next events (durable outboxes)."""
 
     def save_next_id(self, next_id: int) -> None:
@@ -165,8 +170,8 @@ class MemoryOutbox(Outbox):
         return self._cursors.get(sink, 0)
 
     def register_sink(self, sink: str) -> int:
-        # A sink that joins late starts at the oldest record still held.
-        return self._cursors.setdefault(sink, self._base)
+        # A sink seen for the first time gets what happens from now on.
+        return self._cursors.setdefault(sink, self._last)
 
     def unregister_sink(self, sink: str) -> None:
         self._cursors.pop(sink, None)

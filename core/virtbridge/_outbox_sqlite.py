@@ -19,7 +19,6 @@ import logging
 import sqlite3
 import time
 import uuid
-from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,11 +26,45 @@ from typing import Any
 
 import msgspec
 
-from virtbridge._model import Event
+from virtbridge._model import DomainRef, Event
+from virtbridge._model_events import PAYLOAD_TYPES, EventID, Lifecycle, Payload
+from virtbridge._model_lifecycle import DETAILS, EventType
+from virtbridge._model_time import Timestamp
 from virtbridge._outbox import Outbox
 from virtbridge._records import Record, record_id
-from virtbridge._trace import parse_object, payload_to_object, signal_to_object
-from virtbridge._wire import event_from_parts
+from virtbridge._signals import SIGNAL_TYPES, LibvirtEvent
+from virtbridge._state import DomainState
+from virtbridge._trace import parse_object, signal_to_object
+
+_SIGNAL_TAGS = {kind: index for index, kind in enumerate(SIGNAL_TYPES) if kind is not LibvirtEvent}
+TRACE_FORM = -1
+"""The tag of a cause stored in trace-file form (a libvirt event: its payload is a union)."""
+
+# One stored event: the parts of a Record, with the payload, timestamp and cause left raw so
+# they decode into their own types.
+_StoredRecord = tuple[
+    str,
+    int,
+    str,
+    str | None,
+    int,
+    int,
+    int,
+    msgspec.Raw,  # the timestamp, or nil
+    msgspec.Raw,
+    int,
+    msgspec.Raw,
+    dict[str, Any] | None,
+]
+
+
+def _payload(kind: EventID, raw: msgspec.Raw) -> Payload:
+    payload: Payload = msgspec.msgpack.decode(raw, type=PAYLOAD_TYPES[kind])
+    if isinstance(payload, Lifecycle):  # the detail back as its enum member
+        life = EventType(payload.event)
+        payload = Lifecycle(life, DETAILS[life](payload.detail))
+    return payload
+
 
 log = logging.getLogger("virtbridge.outbox")
 
@@ -46,6 +79,11 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     at REAL NOT NULL, body BLOB NOT NULL, PRIMARY KEY (sink, seq));
 """
 VERSION = "1"
+TRIM = 1024
+READ_AHEAD = 4096
+"""Events a sink behind the memory window reads from disk at a time."""
+COMPACT_EVERY = 0.5
+"""Seconds between deletions of what every sink has (each costs a little; none is urgent)."""
 
 
 class _Pending:
@@ -54,6 +92,7 @@ class _Pending:
     def __init__(self, generation: int = 0) -> None:
         self.generation = generation
         self.records: list[Record] = []
+        self.rows: list[tuple[int, bytes]] = []
         self.cursors: dict[str, int] = {}
         self.positions: dict[str, str] = {}
         self.domains: dict[str, str | None] = {}
@@ -90,28 +129,36 @@ class SqliteOutbox(Outbox):
         self.max_events = max_events
         self.synchronous = synchronous
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="virtbridge-outbox")
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="virtbridge-reader")
+        self._read_db: sqlite3.Connection | None = None
+        self._readahead: list[Record] = []
         self._db: sqlite3.Connection | None = None
         self._bridge_id = ""
         self._last = 0
         self._durable = 0
-        self._memory: deque[Record] = deque()
+        self._memory: list[Record] = []  # a list: sinks index into it (a deque is O(n) there)
         self._cursors: dict[str, int] = {}
+        # The cursors as stored: compaction may only delete what these have passed, or a
+        # crash before the next commit would lose events a sink has not acknowledged yet.
+        self._stored_cursors: dict[str, int] = {}
         self._positions: dict[str, str] = {}
         self._pending = _Pending(1)
         self._committed_generation = 0
         self._next_id_pending: int | None = None
         self._first_stored = 0
+        self._compacted_at = 0.0
         self._wake = asyncio.Event()
         self._committed = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._encoder = msgspec.msgpack.Encoder()
-        self._decoder = msgspec.msgpack.Decoder()
+        self._json = msgspec.json.Encoder()
+        self._decoder = msgspec.msgpack.Decoder(_StoredRecord)
         self.error = ""
         self.degraded = False
         self.stored = 0
         self.overflow_warnings = 0
         self.dead_letters = 0
-        self.saved_domains: dict[str, dict[str, Any]] = {}
+        self.saved_domains: dict[str, Any] = {}
         self.saved_next_id = 1
 
     # -- opening ------------------------------------------------------------------------------
@@ -125,6 +172,7 @@ class SqliteOutbox(Outbox):
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={self.synchronous}")
+        db.execute("PRAGMA wal_autocheckpoint=8192")  # 32 MiB of WAL between checkpoints
         db.executescript(SCHEMA)
         self._db = db
         meta = dict(db.execute("SELECT key, value FROM meta"))
@@ -142,6 +190,7 @@ class SqliteOutbox(Outbox):
         last = db.execute("SELECT MAX(seq) FROM events").fetchone()[0]
         self._last = self._durable = max(last or 0, int(meta.get("last_seq", "0")))
         self._cursors = dict(db.execute("SELECT sink, seq FROM cursors"))
+        self._stored_cursors = dict(self._cursors)
         self._positions = dict(db.execute("SELECT source, value FROM positions"))
         self.saved_domains = {
             name: msgspec.json.decode(record)
@@ -164,6 +213,11 @@ class SqliteOutbox(Outbox):
         return self._last
 
     @property
+    def backlog(self) -> int:
+        """Events appended but not stored yet."""
+        return self._last - self._durable
+
+    @property
     def durable_seq(self) -> int:
         # On a full disk the bridge keeps delivering from memory: sinks see what exists.
         return self._last if self.degraded else self._durable
@@ -176,20 +230,25 @@ class SqliteOutbox(Outbox):
             seq += 1
             out.append(Record(seq, record_id(prefix, seq), event, attributes))
         self._last = seq
-        self._pending.records.extend(out)
-        self._memory.extend(out)
-        while len(self._memory) > self.window and self._memory[0].seq <= self._durable:
-            self._memory.popleft()
+        pending = self._pending
+        pending.records.extend(out)
+        encode = self._encode
+        pending.rows.extend([(record.seq, encode(record)) for record in out])
+        memory = self._memory
+        memory.extend(out)
+        excess = len(memory) - self.window
+        if excess >= TRIM:  # trim in chunks: deleting a list's head costs a copy
+            stored = max(self._durable - memory[0].seq + 1, 0)
+            if stored:
+                del memory[: min(excess, stored)]
         self._wake.set()
         if self.degraded:
             self._notify()
         return out
 
-    def save_domain(self, name: str, record: dict[str, Any] | None) -> None:
+    def save_domain(self, name: str, record: Any) -> None:
         """Store the engine's record of a domain with the next transaction (None: forget it)."""
-        self._pending.domains[name] = (
-            None if record is None else msgspec.json.encode(record).decode()
-        )
+        self._pending.domains[name] = None if record is None else self._json.encode(record).decode()
 
     def save_next_id(self, next_id: int) -> None:
         self._next_id_pending = next_id
@@ -217,38 +276,39 @@ class SqliteOutbox(Outbox):
             return []
         memory = self._memory
         if memory and memory[0].seq <= after + 1:
-            start = after + 1 - memory[0].seq
-            out = []
-            for index in range(start, min(start + limit, len(memory))):
-                record = memory[index]
-                if record.seq > upper:
-                    break
-                out.append(record)
-            return out
-        rows = await self._run(self._select, after, min(limit, upper - after))
-        return [self._decode(seq, body) for seq, body in rows]
+            first = memory[0].seq
+            return memory[after + 1 - first : min(after + 1 + limit, upper + 1) - first]
+        ahead = self._readahead
+        if not ahead or not ahead[0].seq <= after + 1 <= ahead[-1].seq:
+            # Behind the memory window: read from disk, in large chunks, on a reader thread
+            # of its own (WAL lets it read while the writer commits).
+            count = min(READ_AHEAD, upper - after)
+            ahead = await asyncio.get_running_loop().run_in_executor(
+                self._reader, self._select, after, count
+            )
+            self._readahead = ahead
+            if not ahead:
+                return []
+        start = after + 1 - ahead[0].seq
+        return ahead[start : start + limit]
 
-    def _select(self, after: int, limit: int) -> list[tuple[int, bytes]]:
-        assert self._db is not None
-        return self._db.execute(
+    def _select(self, after: int, limit: int) -> list[Record]:
+        if self._read_db is None:
+            self._read_db = sqlite3.connect(self.path, check_same_thread=False)
+        rows = self._read_db.execute(
             "SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
         ).fetchall()
+        return [self._decode(seq, body) for seq, body in rows]
 
     def cursor(self, sink: str) -> int:
         return self._cursors.get(sink, 0)
 
     def register_sink(self, sink: str) -> int:
         if sink not in self._cursors:
-            # A new sink starts with what is still stored, not with the bridge's whole past.
-            self._cursors[sink] = self._oldest_stored() - 1
-            self._pending.cursors[sink] = self._cursors[sink]
+            # A sink seen for the first time gets what happens from now on.
+            self._cursors[sink] = self._last
+            self._pending.cursors[sink] = self._last
         return self._cursors[sink]
-
-    def _oldest_stored(self) -> int:
-        held = [self._memory[0].seq] if self._memory else []
-        if self.stored and self._first_stored:
-            held.append(self._first_stored)
-        return min(held) if held else self._last + 1
 
     def unregister_sink(self, sink: str) -> None:
         self._cursors.pop(sink, None)
@@ -303,6 +363,9 @@ class SqliteOutbox(Outbox):
                 log.warning("outbox %s is writable again: events are durable again", self.path)
                 self.degraded = False
                 self.error = ""
+            self._stored_cursors.update(batch.cursors)
+            for sink in batch.forget:
+                self._stored_cursors.pop(sink, None)
             if batch.records:
                 self._durable = batch.records[-1].seq
             self._committed_generation = batch.generation
@@ -316,6 +379,7 @@ class SqliteOutbox(Outbox):
         later, self._pending = self._pending, batch
         batch.generation = later.generation
         self._pending.records.extend(later.records)
+        self._pending.rows.extend(later.rows)
         self._pending.cursors.update(later.cursors)
         self._pending.positions.update(later.positions)
         self._pending.domains.update(later.domains)
@@ -338,14 +402,11 @@ class SqliteOutbox(Outbox):
     def _commit(self, batch: _Pending, next_id: int | None) -> None:
         db = self._db
         assert db is not None
-        rows = [(record.seq, self._encode(record)) for record in batch.records]
+        rows = batch.rows
         try:
             db.execute("BEGIN")
             if rows:
                 db.executemany("INSERT OR REPLACE INTO events VALUES (?, ?)", rows)
-                db.execute(
-                    "INSERT OR REPLACE INTO meta VALUES ('last_seq', ?)", (str(rows[-1][0]),)
-                )
             if batch.cursors:
                 db.executemany(
                     "INSERT OR REPLACE INTO cursors VALUES (?, ?)", batch.cursors.items()
@@ -368,7 +429,16 @@ class SqliteOutbox(Outbox):
                 db.executemany(
                     "INSERT OR REPLACE INTO dead_letters VALUES (?, ?, ?, ?, ?, ?)", batch.dead
                 )
-            self._compact(db)
+            now = time.monotonic()
+            if now - self._compacted_at >= COMPACT_EVERY or self._closed:
+                self._compacted_at = now
+                # Compaction can empty the table: the newest number must survive it.
+                newest = rows[-1][0] if rows else self._durable
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('last_seq', ?)", (str(newest),))
+                stored = {**self._stored_cursors, **batch.cursors}
+                for sink in batch.forget:
+                    stored.pop(sink, None)
+                self._compact(db, stored)
             db.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
@@ -378,9 +448,9 @@ class SqliteOutbox(Outbox):
         if rows and not self._first_stored:
             self._first_stored = rows[0][0]
 
-    def _compact(self, db: sqlite3.Connection) -> None:
+    def _compact(self, db: sqlite3.Connection, cursors: dict[str, int]) -> None:
         """Drop what every sink has; past ``max_events``, warn (and count) but keep."""
-        low = min(self._cursors.values(), default=self._last)
+        low = min(cursors.values(), default=self._durable)
         if low > 0 and low >= self._first_stored:
             deleted = db.execute("DELETE FROM events WHERE seq <= ?", (low,)).rowcount
             self.stored -= max(deleted, 0)
@@ -414,29 +484,56 @@ class SqliteOutbox(Outbox):
     # -- encoding ---------------------------------------------------------------------------
 
     def _encode(self, record: Record) -> bytes:
+        # Structs and enums are encoded by msgspec itself (no Python per field): the cause
+        # goes with its type's tag so it decodes back to the same signal type.
         event = record.event
-        stamp = event.timestamp
+        domain = event.domain
+        cause = event.cause
         return self._encoder.encode(
             (
                 record.id,
-                int(event.kind),
-                event.domain.name,
-                event.domain.uuid,
-                event.domain.id,
-                int(event.state),
+                event.kind,
+                domain.name,
+                domain.uuid,
+                domain.id,
+                event.state,
                 event.reason,
-                None if stamp is None else (stamp.seconds, stamp.microseconds),
-                payload_to_object(event.payload),
-                signal_to_object(event.cause),
+                event.timestamp,
+                event.payload,
+                _SIGNAL_TAGS.get(type(cause), TRACE_FORM),
+                cause if type(cause) in _SIGNAL_TAGS else signal_to_object(cause),
                 record.attributes,
             )
         )
 
     def _decode(self, seq: int, body: bytes) -> Record:
-        item = self._decoder.decode(body)
-        (event_id, kind, name, uuid_, id_, state, reason, stamp, payload, cause, attributes) = item
-        event = event_from_parts(
-            kind, name, uuid_, id_, state, reason, stamp, payload, parse_object(cause)
+        (
+            event_id,
+            kind,
+            name,
+            uuid_,
+            id_,
+            state,
+            reason,
+            stamp,
+            payload,
+            tag,
+            cause,
+            attributes,
+        ) = self._decoder.decode(body)
+        kind = EventID(kind)
+        if tag == TRACE_FORM:
+            signal = parse_object(msgspec.msgpack.decode(cause))
+        else:
+            signal = msgspec.msgpack.decode(cause, type=SIGNAL_TYPES[tag])
+        event = Event(
+            kind,
+            DomainRef(name, uuid_, id_),
+            _payload(kind, payload),
+            DomainState(state),
+            reason,
+            msgspec.msgpack.decode(stamp, type=Timestamp | None),
+            signal,
         )
         return Record(seq, event_id, event, attributes)
 
@@ -466,4 +563,8 @@ class SqliteOutbox(Outbox):
         if self._db is not None:
             await self._run(self._db.close)
             self._db = None
+        if self._read_db is not None:
+            read_db, self._read_db = self._read_db, None
+            await asyncio.get_running_loop().run_in_executor(self._reader, read_db.close)
         self._executor.shutdown(wait=False)
+        self._reader.shutdown(wait=False)

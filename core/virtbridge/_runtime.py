@@ -40,6 +40,9 @@ from virtbridge._workers import HookSink, SinkWorker
 
 log = logging.getLogger("virtbridge")
 
+STORE_BACKLOG = 4096
+"""Events a source may get ahead of what is stored before it waits."""
+
 SETTLING_VERBS = frozenset({"start", "suspend", "resume", "destroy"})
 """ctl verbs whose answer waits until the hypervisor has carried them out (up to 5 s)."""
 
@@ -184,13 +187,19 @@ class Bridge:
         """Hand the engine's records of the touched domains to the outbox, and wait until
         they, the events and the sources' positions are stored together."""
         outbox = self.outbox
-        if outbox.persists_engine and self._dirty:
-            export = self.engine.export_domain
-            for name in self._dirty:
-                outbox.save_domain(name, export(name))
-            outbox.save_next_id(self.engine.next_id)
+        if self._dirty:
+            if outbox.persists_engine:
+                export = self.engine.export_domain
+                for name in self._dirty:
+                    outbox.save_domain(name, export(name))
+                outbox.save_next_id(self.engine.next_id)
             self._dirty.clear()
-        await outbox.flush()
+        # Storing overlaps with the next batch; past a backlog, wait (backpressure).  The
+        # order and atomicity of what is stored does not depend on waiting here.
+        if outbox.backlog > STORE_BACKLOG:
+            await outbox.flush()
+        else:
+            await asyncio.sleep(0)
 
     def _apply(self, signal: Signal, runner: SourceRunner | None) -> Outcome:
         outcome = self.engine.feed(signal)
@@ -343,10 +352,12 @@ class Bridge:
         sink = component.create_sink(_SinkContext(self, component.name))
         self._start_sink(component.name, sink, policy=policy)
 
-    async def _stop_sink(self, name: str, timeout: float | None) -> None:
+    async def _stop_sink(
+        self, name: str, timeout: float | None, *, while_moving: bool = False
+    ) -> None:
         worker = self.workers.pop(name)
         target = self.outbox.last_seq
-        drained = await worker.drained(target, timeout)
+        drained = await worker.drained(target, timeout, while_moving=while_moving)
         if drained:
             log.info("sink %r: delivered %d of %d events", name, worker.cursor, target)
         else:
@@ -445,7 +456,7 @@ class Bridge:
         durable = self.outbox.persists_engine
         timeout = None if finished and not durable else self.config.bridge.drain_timeout
         for name in list(self.workers):
-            await self._stop_sink(name, timeout)
+            await self._stop_sink(name, timeout, while_moving=finished)
         await self.outbox.close()
         if self.control is not None:
             await self.control.close()

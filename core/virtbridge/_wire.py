@@ -29,7 +29,7 @@ from virtbridge._model_lifecycle import DETAILS, EventType
 from virtbridge._model_time import Timestamp
 from virtbridge._signals import Signal
 from virtbridge._state import REASONS, DomainState
-from virtbridge._trace import parse_object, parse_payload, signal_to_object
+from virtbridge._trace import parse_object, signal_to_object
 
 SPECVERSION = "1.0"
 CONTENT_TYPE = "application/cloudevents+json"
@@ -139,6 +139,14 @@ def format_sequence(sequence: int) -> str:
     return f"{sequence:020d}"
 
 
+def _stored_payload(event_id: EventID, payload: dict[str, Any]) -> Payload:
+    if event_id is EventID.LIFECYCLE:  # keep the detail as its enum member
+        life = EventType(payload["event"])
+        return Lifecycle(life, DETAILS[life](payload["detail"]))
+    converted: Payload = msgspec.convert(payload, PAYLOAD_TYPES[event_id], strict=False)
+    return converted
+
+
 def event_from_parts(
     kind: int,
     name: str,
@@ -155,7 +163,7 @@ def event_from_parts(
     return Event(
         event_id,
         DomainRef(name, uuid, id_),
-        parse_payload(event_id, payload),
+        _stored_payload(event_id, payload),
         DomainState(state),
         reason,
         None if stamp is None else Timestamp(stamp[0], stamp[1]),

@@ -86,7 +86,12 @@ class SinkWorker:
                 return  # the outbox closed and we have everything
             if self.policy.overflow == "drop-oldest" and self.lag > self.policy.max_lag:
                 self._drop_oldest()
-            batch = await outbox.read(self.cursor, sink.batch_size)
+            try:
+                batch = await outbox.read(self.cursor, sink.batch_size)
+            except Exception as exc:  # the outbox itself failed: report, wait, try again
+                self._failed("read from the outbox", exc)
+                await asyncio.sleep(1.0)
+                continue
             if not batch:
                 continue
             wanted = [record for record in batch if self._wanted(record)] if self._filter else batch
@@ -183,11 +188,20 @@ class SinkWorker:
         self.stats.last_error = message
         self.stats.last_error_at = time.time()
 
-    async def drained(self, target: int, timeout: float | None) -> bool:
-        """Wait until this worker has committed ``target``; False on timeout."""
+    async def drained(
+        self, target: int, timeout: float | None, *, while_moving: bool = False
+    ) -> bool:
+        """Wait until this worker has committed ``target``; False on timeout.
+
+        ``while_moving``: the timeout counts from the worker's last progress, so a sink that is
+        delivering is waited for however long it takes, and one that is stuck is given up on."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        last = self.cursor
         while self.cursor < target:
-            if deadline is not None and time.monotonic() >= deadline:
+            now = time.monotonic()
+            if while_moving and self.cursor != last and timeout is not None:
+                last, deadline = self.cursor, now + timeout
+            if deadline is not None and now >= deadline:
                 return False
             await asyncio.sleep(0.01)
         return True

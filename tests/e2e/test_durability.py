@@ -307,10 +307,8 @@ def test_overflow_drop_oldest_and_dead_letters(tmp_path: Path) -> None:
         task = asyncio.create_task(bridge.run(handle_signals=False))
         deadline = time.monotonic() + 30
         while (
-            (time.monotonic() < deadline
-            and bridge.sources.get("ticker") is None)
-            or bridge.sources["ticker"].state != "done"
-        ):
+            time.monotonic() < deadline and bridge.sources.get("ticker") is None
+        ) or bridge.sources["ticker"].state != "done":
             await asyncio.sleep(0.02)
         flag.touch()
         while (

@@ -1,5 +1,5 @@
-"""The ``qmp`` source (attach mode) on real QEMU guests the tests start themselves, and on
-fake QMP peers that misbehave.
+"""The ``qmp`` source (attach mode) on real QEMU guests the tests start themselves (fake QMP
+peers that misbehave are in ``test_qmp_attach_peers``).
 
 Attach mode observes: it turns what the monitor says into libvirt's events, names each domain
 (``domain =``, else QEMU's ``-name``, else the socket's file name), announces a process that

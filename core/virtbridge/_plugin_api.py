@@ -114,6 +114,12 @@ class Source(ABC):
         """Carry out an engine action for a domain this source owns.  A source that owns no
         processes (attach mode, replay) ignores actions it cannot perform."""
 
+    def refuses(self, verb: str, domain: str) -> str | None:
+        """Why this source cannot carry out a control verb (``virtbridge ctl``) for one of its
+        domains, or None if it can.  Asked before the intent reaches the engine, so a source
+        that only observes never lets the engine believe a command was sent."""
+        return None
+
     async def check(self) -> str:
         """Try the source once (``virtbridge check --connect``); return a one-line result or
         raise with a message a user can act on."""

@@ -588,8 +588,12 @@ class Bridge:
                 return f"no source here can start domain {domain!r}", False
             error: str | None = await starter(domain)
             return error, True
-        if domain not in self.engine and self.owner(domain) is not None:
+        owner = self.owner(domain)
+        if domain not in self.engine and owner is not None:
             return "Requested operation is not valid: domain is not running", False
+        refusal = owner.source.refuses(verb, domain) if owner is not None else None
+        if refusal is not None:
+            return refusal, False
         stamp = Timestamp.from_float(time.time())
         outcome = await self.intent(Intent(domain=domain, intent=IntentKind(verb), timestamp=stamp))
         return outcome.error, bool(outcome.actions)

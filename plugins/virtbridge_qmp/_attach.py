@@ -129,6 +129,7 @@ class QmpAttachSource(virtbridge.Source):
                         virtbridge.MonitorEof(domain=self.config.domain, timestamp=stamp)
                     )
                 if self.config.watched and not Path(key).exists():
+                    self.sessions.pop(key, None)
                     return  # the VM is gone for good: stop retrying its socket
                 if isinstance(exc.__cause__, (FileNotFoundError, ConnectionRefusedError)):
                     fresh = True  # nobody listens: whoever answers later started after us
@@ -147,6 +148,7 @@ class QmpAttachSource(virtbridge.Source):
                 await session.close()
             fresh = True  # whatever comes back on this socket is a new process
             if not self.config.address and not Path(key).exists() and self.config.watched:
+                self.sessions.pop(key, None)  # gone for good: forget it (memory stays flat)
                 return
 
     def _session_for(self, domain: str) -> MonitorSession | None:
@@ -158,6 +160,19 @@ class QmpAttachSource(virtbridge.Source):
     @staticmethod
     def _connected_session(session: MonitorSession) -> bool:
         return session.connected.is_set() and not session.client.at_eof
+
+    def refuses(self, verb: str, domain: str) -> str | None:
+        if verb == "destroy":
+            return (
+                f"operation forbidden: domain {domain!r} is watched by a qmp source, which never "
+                "kills a process it does not own"
+            )
+        if not self.config.allow_commands:
+            return (
+                f"operation forbidden: domain {domain!r} is watched by a qmp source that only "
+                "observes (set allow_commands = true to let it send monitor commands)"
+            )
+        return None
 
     async def perform(self, action: virtbridge.Action) -> None:
         session = self._session_for(action.domain)

@@ -240,3 +240,32 @@ def test_a_single_socket_that_appears_late_is_a_new_vm(
             assert r.lines() == BOOTED
 
     run(main())
+
+
+def test_control_of_an_attached_domain(qemu: Images, tmp_path: Path, sockdir: Path) -> None:
+    """An attach source refuses what it cannot do before the engine hears of it; with
+    ``allow_commands`` it sends monitor commands, and it never destroys."""
+
+    async def main() -> None:
+        async with Fleet(qemu, sockdir) as fleet:
+            await fleet.spawn("idle", "a")
+            await fleet.spawn("idle", "b")
+            sources = [
+                {**attach(sockdir / "a.qmp", domain="a"), "name": "observer"},
+                {**attach(sockdir / "b.qmp", domain="b", allow_commands=True), "name": "commander"},
+            ]
+            async with BridgeRun(tmp_path, sources=sources) as r:
+                await until(r.attached("observer"))
+                await until(r.attached("commander"))
+                refused = await r.ctl("a", "suspend")
+                assert refused["ok"] is False and "only observes" in refused["error"]
+                assert (await r.state("a"))[:2] == ("RUNNING", "BOOTED")
+                done = await r.ctl("b", "suspend")
+                assert done["ok"] is True and done["state"] == "PAUSED/USER"
+                for domain in ("a", "b"):
+                    destroy = await r.ctl(domain, "destroy")
+                    assert destroy["ok"] is False and "never kills" in destroy["error"]
+                assert fleet["a"].process.returncode is None
+                assert fleet["b"].process.returncode is None
+
+    run(main())

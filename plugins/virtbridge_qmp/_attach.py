@@ -129,7 +129,6 @@ class QmpAttachSource(virtbridge.Source):
                         virtbridge.MonitorEof(domain=self.config.domain, timestamp=stamp)
                     )
                 if self.config.watched and not Path(key).exists():
-                    self.sessions.pop(key, None)
                     return  # the VM is gone for good: stop retrying its socket
                 if isinstance(exc.__cause__, (FileNotFoundError, ConnectionRefusedError)):
                     fresh = True  # nobody listens: whoever answers later started after us
@@ -148,7 +147,6 @@ class QmpAttachSource(virtbridge.Source):
                 await session.close()
             fresh = True  # whatever comes back on this socket is a new process
             if not self.config.address and not Path(key).exists() and self.config.watched:
-                self.sessions.pop(key, None)  # gone for good: forget it (memory stays flat)
                 return
 
     def _session_for(self, domain: str) -> MonitorSession | None:

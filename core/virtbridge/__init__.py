@@ -19,6 +19,7 @@ from virtbridge._engine_actions import (
 )
 from virtbridge._model import DomainRef, Event
 from virtbridge._model_events import (
+    PAYLOAD_TYPES,
     AgentLifecycle,
     AgentReason,
     AgentState,
@@ -119,6 +120,7 @@ from virtbridge.hookspecs import hookimpl
 __version__ = "0.1.0"
 
 __all__ = [
+    "PAYLOAD_TYPES",
     "Action",
     "AgentLifecycle",
     "AgentReason",

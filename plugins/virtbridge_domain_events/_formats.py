@@ -16,71 +16,12 @@ event.  The tables themselves are in :mod:`._tables`.
 
 from __future__ import annotations
 
-from typing import Any
-
-from virtbridge import (
-    AgentLifecycle,
-    BalloonChange,
-    BlockJob,
-    BlockThreshold,
-    Device,
-    DiskChange,
-    Empty,
-    Event,
-    EventID,
-    Graphics,
-    IoError,
-    IoErrorReason,
-    Lifecycle,
-    MemoryDeviceSizeChange,
-    MemoryFailure,
-    MetadataChange,
-    MigrationIteration,
-    NicMacChange,
-    PMReason,
-    QemuMonitor,
-    RtcChange,
-    TrayChange,
-    TypedParams,
-    Watchdog,
-)
+from virtbridge import PAYLOAD_TYPES, Event, EventID
 from virtbridge_domain_events._examples import render_c, render_python
 from virtbridge_domain_events._virsh import render_virsh
 
 STYLES = ("python", "c", "virsh")
 """The accepted values of ``style``."""
-
-_PAYLOADS: dict[EventID, type[Any]] = {
-    EventID.LIFECYCLE: Lifecycle,
-    EventID.REBOOT: Empty,
-    EventID.RTC_CHANGE: RtcChange,
-    EventID.WATCHDOG: Watchdog,
-    EventID.IO_ERROR: IoError,
-    EventID.GRAPHICS: Graphics,
-    EventID.IO_ERROR_REASON: IoErrorReason,
-    EventID.CONTROL_ERROR: Empty,
-    EventID.BLOCK_JOB: BlockJob,
-    EventID.DISK_CHANGE: DiskChange,
-    EventID.TRAY_CHANGE: TrayChange,
-    EventID.PMWAKEUP: PMReason,
-    EventID.PMSUSPEND: PMReason,
-    EventID.BALLOON_CHANGE: BalloonChange,
-    EventID.PMSUSPEND_DISK: PMReason,
-    EventID.DEVICE_REMOVED: Device,
-    EventID.BLOCK_JOB_2: BlockJob,
-    EventID.TUNABLE: TypedParams,
-    EventID.AGENT_LIFECYCLE: AgentLifecycle,
-    EventID.DEVICE_ADDED: Device,
-    EventID.MIGRATION_ITERATION: MigrationIteration,
-    EventID.JOB_COMPLETED: TypedParams,
-    EventID.DEVICE_REMOVAL_FAILED: Device,
-    EventID.METADATA_CHANGE: MetadataChange,
-    EventID.BLOCK_THRESHOLD: BlockThreshold,
-    EventID.MEMORY_FAILURE: MemoryFailure,
-    EventID.MEMORY_DEVICE_SIZE_CHANGE: MemoryDeviceSizeChange,
-    EventID.NIC_MAC_CHANGE: NicMacChange,
-    EventID.QEMU_MONITOR: QemuMonitor,
-}
 
 
 def format_event(
@@ -100,7 +41,7 @@ def format_event(
         raise ValueError(f"unknown style {style!r}: expected one of {', '.join(STYLES)}")
     if timestamp and style != "virsh":
         raise ValueError(f"timestamp=True needs style 'virsh' (style {style!r} has no timestamps)")
-    expected = _PAYLOADS[event.kind]
+    expected = PAYLOAD_TYPES[event.kind]
     if not isinstance(event.payload, expected):
         raise TypeError(
             f"a {event.kind.name} event carries {expected.__name__}, "

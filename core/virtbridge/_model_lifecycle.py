@@ -127,12 +127,6 @@ DETAILS: dict[EventType, type[IntEnum]] = {
 EXTENSION_DETAILS = frozenset({ShutdownDetail.REQUESTED, ShutdownDetail.IGNORED})
 
 
-def detail_for(event: EventType, code: int) -> Detail:
-    """Return the detail member for ``code`` of ``event``; ``ValueError`` if there is none."""
-    member: Detail = DETAILS[event](code)  # type: ignore[assignment]
-    return member
-
-
 _ANY_ACTIVE = frozenset(
     {
         DomainState.RUNNING,

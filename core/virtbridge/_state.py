@@ -148,15 +148,6 @@ ACTIVE_STATES = frozenset(
 """States in which an emulator process exists (libvirt's ``virDomainObjIsActive``)."""
 
 
-def reason_for(state: DomainState, code: int) -> Reason:
-    """Return the reason enum member for ``code`` in ``state``.
-
-    Raises ``ValueError`` when the code is not a reason of that state.
-    """
-    member: Reason = REASONS[state](code)  # type: ignore[assignment]
-    return member
-
-
 def is_valid_pair(state: int, reason: int) -> bool:
     """True when (state, reason) is a pair libvirt (or a virtbridge extension) defines."""
     try:

@@ -139,38 +139,6 @@ def format_sequence(sequence: int) -> str:
     return f"{sequence:020d}"
 
 
-def _stored_payload(event_id: EventID, payload: dict[str, Any]) -> Payload:
-    if event_id is EventID.LIFECYCLE:  # keep the detail as its enum member
-        life = EventType(payload["event"])
-        return Lifecycle(life, DETAILS[life](payload["detail"]))
-    converted: Payload = msgspec.convert(payload, PAYLOAD_TYPES[event_id], strict=False)
-    return converted
-
-
-def event_from_parts(
-    kind: int,
-    name: str,
-    uuid: str | None,
-    id_: int,
-    state: int,
-    reason: int,
-    stamp: tuple[int, int] | list[int] | None,
-    payload: dict[str, Any],
-    cause: Signal,
-) -> Event:
-    """Rebuild an event from its stored parts (the durable outbox's compact form)."""
-    event_id = EventID(kind)
-    return Event(
-        event_id,
-        DomainRef(name, uuid, id_),
-        _stored_payload(event_id, payload),
-        DomainState(state),
-        reason,
-        None if stamp is None else Timestamp(stamp[0], stamp[1]),
-        cause,
-    )
-
-
 def cloudevent(
     event: Event,
     *,

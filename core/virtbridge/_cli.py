@@ -280,7 +280,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 async def _connect_all(config: Config) -> int:
-    from virtbridge._runtime import _SinkContext
+    from virtbridge._runtime_parts import BridgeSinkContext
 
     failures = 0
     bridge = Bridge(config)
@@ -295,7 +295,7 @@ async def _connect_all(config: Config) -> int:
             print(f"  source {component.name!r}: FAILED: {exc}")
     for component in config.sinks:
         try:
-            sink = component.create_sink(_SinkContext(bridge, component.name))
+            sink = component.create_sink(BridgeSinkContext(bridge, component.name))
             result = await asyncio.wait_for(sink.check(), 30)
             await sink.close()
             print(f"  sink {component.name!r}: {result}")

@@ -15,36 +15,31 @@ import re
 import signal as signals
 import time
 from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-
-import msgspec
 
 from virtbridge import _config
 from virtbridge._config import Component, Config, ConfigError
-from virtbridge._control import VERBS, ControlServer
 from virtbridge._engine import Engine, Outcome
 from virtbridge._engine_actions import Action, ScheduleTimer
 from virtbridge._metrics import MetricsServer
 from virtbridge._model import Event
-from virtbridge._model_events import EventID
 from virtbridge._model_time import Timestamp
-from virtbridge._outbox import MemoryOutbox, Outbox
-from virtbridge._plugin_api import Sink, SinkConfig, SinkContext, Source, SourceContext
-from virtbridge._records import Record
-from virtbridge._signals import Intent, IntentKind, Signal, Timer
-from virtbridge._state import REASONS, DomainState, PausedReason
-from virtbridge._wire import CloudEventBuilder
+from virtbridge._outbox import Outbox
+from virtbridge._plugin_api import Sink, SinkConfig
+from virtbridge._runtime_control import ControlService
+from virtbridge._runtime_parts import (
+    BridgeSinkContext,
+    BridgeSourceContext,
+    SourceRunner,
+    make_outbox,
+)
+from virtbridge._signals import Signal, Timer
 from virtbridge._workers import HookSink, SinkWorker
 
 log = logging.getLogger("virtbridge")
 
 STORE_BACKLOG = 4096
 """Events a source may get ahead of what is stored before it waits."""
-
-SETTLING_VERBS = frozenset({"start", "suspend", "resume", "destroy"})
-"""ctl verbs whose answer waits until the hypervisor has carried them out (up to 5 s)."""
 
 HOOK_WORKER = "virtbridge_on_event"
 """The worker that calls the ``virtbridge_on_event`` hook (a reserved sink name)."""
@@ -63,75 +58,6 @@ _RESERVED = {
     "sequence",
     "data_base64",
 }
-
-
-@dataclass
-class SourceRunner:
-    """A running source: its task, its action queue and what it has done."""
-
-    component: Component
-    source: Source
-    bridge: Bridge
-    task: asyncio.Task[None] | None = None
-    actions: asyncio.Queue[Action] = field(default_factory=asyncio.Queue)
-    action_task: asyncio.Task[None] | None = None
-    signals: int = 0
-    events: int = 0
-    state: str = "starting"
-    error: str = ""
-
-    @property
-    def name(self) -> str:
-        return self.component.name
-
-    @property
-    def live(self) -> bool:
-        return getattr(self.source, "live", True)
-
-
-class _SourceContext(SourceContext):
-    def __init__(self, runner: SourceRunner) -> None:
-        self.runner = runner
-        self.name = runner.name
-        self.logger = logging.getLogger(f"virtbridge.source.{runner.name}")
-        self.host = runner.bridge.host
-        self.state_dir = Path(runner.bridge.config.bridge.state_dir)
-
-    def claim(self, domain: str) -> None:
-        self.runner.bridge.claim(domain, self.runner)
-
-    def position(self) -> str | None:
-        return self.runner.bridge.outbox.position(self.name)
-
-    def set_position(self, value: str) -> None:
-        self.runner.bridge.outbox.set_position(self.name, value)
-
-    async def submit(self, signal: Signal) -> Outcome:
-        return await self.runner.bridge.submit(signal, self.runner)
-
-    async def submit_many(self, signals_: Sequence[Signal]) -> int:
-        return await self.runner.bridge.submit_many(signals_, self.runner)
-
-
-class _SinkContext(SinkContext):
-    def __init__(self, bridge: Bridge, name: str) -> None:
-        self.bridge = bridge
-        self.name = name
-        self.host = bridge.host
-        self.logger = logging.getLogger(f"virtbridge.sink.{name}")
-        self._builder = CloudEventBuilder(f"virtbridge://{bridge.host}")
-
-    def cloudevent(self, record: Record) -> dict[str, Any]:
-        return self._builder.build(record.event, record.id, record.seq, record.attributes)
-
-    def topic(self, record: Record, default: str) -> str:
-        hooks = self.bridge.hooks
-        if not hooks.has("virtbridge_event_topic"):
-            return default
-        chosen = hooks.first(
-            "virtbridge_event_topic", event=record.event, sink=self.name, default=default
-        )
-        return chosen if isinstance(chosen, str) and chosen else default
 
 
 class Bridge:
@@ -154,8 +80,8 @@ class Bridge:
         self._sink_tasks: dict[str, asyncio.Task[None]] = {}
         self._owners: dict[str, SourceRunner] = {}
         self._claims: dict[str, SourceRunner] = {}
-        self._taps: dict[str, list[list[Event]]] = {}
-        self.control: ControlServer | None = None
+        self.taps: dict[str, list[list[Event]]] = {}
+        self.control = ControlService(self)
         self.metrics: MetricsServer | None = None
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._timer_tasks: set[asyncio.Task[Outcome]] = set()
@@ -212,7 +138,7 @@ class Bridge:
             else:  # the domain is gone (a transient one stopped): forget it, keep memory flat
                 self._owners.pop(signal.domain, None)
         if outcome.events:
-            taps = self._taps.get(signal.domain)
+            taps = self.taps.get(signal.domain)
             if taps:
                 for tap in taps:
                     tap.extend(outcome.events)
@@ -291,7 +217,7 @@ class Bridge:
     async def _run_source(self, runner: SourceRunner) -> None:
         runner.state = "running"
         try:
-            await runner.source.run(_SourceContext(runner))
+            await runner.source.run(BridgeSourceContext(runner))
         except asyncio.CancelledError:
             runner.state = "stopped"
             raise
@@ -349,7 +275,7 @@ class Bridge:
 
     def _create_sink(self, component: Component) -> None:
         policy = component.config if isinstance(component.config, SinkConfig) else None
-        sink = component.create_sink(_SinkContext(self, component.name))
+        sink = component.create_sink(BridgeSinkContext(self, component.name))
         self._start_sink(component.name, sink, policy=policy)
 
     async def _stop_sink(
@@ -391,7 +317,7 @@ class Bridge:
             stop_task.add_done_callback(lambda _: self._stop.set())
         await self.outbox.open()
         self._restore_engine()
-        await self._start_control()
+        await self.control.start()
         if self.config.bridge.metrics:
             self.metrics = MetricsServer(self.config.bridge.metrics, self.status)
             try:
@@ -458,8 +384,8 @@ class Bridge:
         for name in list(self.workers):
             await self._stop_sink(name, timeout, while_moving=finished)
         await self.outbox.close()
-        if self.control is not None:
-            await self.control.close()
+        if self.control.server is not None:
+            await self.control.server.close()
         if self.metrics is not None:
             await self.metrics.close()
         return 1 if failed else 0
@@ -525,99 +451,6 @@ class Bridge:
             return
         log.info("restored %d domains from the outbox", len(saved))
 
-    # -- control ------------------------------------------------------------------------------
-
-    def control_path(self) -> Path | None:
-        setting = self.config.bridge.control_socket
-        if setting == "off":
-            return None
-        return Path(setting) if setting else Path(self.config.bridge.state_dir) / "control.sock"
-
-    async def _start_control(self) -> None:
-        path = self.control_path()
-        if path is None:
-            return
-        server = ControlServer(path, self._control_request)
-        try:
-            await server.start()
-        except OSError as exc:
-            log.warning(
-                "no control socket (virtbridge ctl/status will not reach this bridge): %s", exc
-            )
-            return
-        self.control = server
-
-    async def _control_request(self, request: dict[str, Any]) -> dict[str, Any]:
-        op = request.get("op")
-        if op == "status":
-            return {"ok": True, "status": self.status()}
-        if op == "domains":
-            views = [self.engine.view(name) for name in self.engine.names()]
-            return {"ok": True, "domains": [msgspec.to_builtins(v) for v in views if v is not None]}
-        if op != "ctl":
-            return {"ok": False, "error": f"unknown operation {op!r}"}
-        domain, verb = request.get("domain"), request.get("verb")
-        if not isinstance(domain, str) or not domain:
-            return {"ok": False, "error": "missing domain"}
-        if verb not in VERBS:
-            return {"ok": False, "error": f"unknown verb {verb!r} (one of: {', '.join(VERBS)})"}
-        seen: list[Event] = []
-        self._taps.setdefault(domain, []).append(seen)
-        try:
-            error, acting = await self._ctl(domain, verb)
-            if error is None and acting and verb in SETTLING_VERBS:
-                await self._settle(domain, seen)
-        finally:
-            self._taps[domain].remove(seen)
-            if not self._taps[domain]:
-                del self._taps[domain]
-        return {
-            "ok": error is None,
-            "error": error,
-            "events": [event.describe() for event in seen],
-            "state": self._state_of(domain),
-        }
-
-    async def _ctl(self, domain: str, verb: str) -> tuple[str | None, bool]:
-        """Carry out a ctl verb: libvirt's error or None, and whether the hypervisor was asked
-        to act (a no-op, such as suspending a paused domain, has no answer to wait for)."""
-        if verb == "start":
-            owner = self.owner(domain)
-            starter = getattr(owner.source, "start_domain", None) if owner is not None else None
-            if starter is None:
-                return f"no source here can start domain {domain!r}", False
-            error: str | None = await starter(domain)
-            return error, True
-        owner = self.owner(domain)
-        if domain not in self.engine and owner is not None:
-            return "Requested operation is not valid: domain is not running", False
-        refusal = owner.source.refuses(verb, domain) if owner is not None else None
-        if refusal is not None:
-            return refusal, False
-        stamp = Timestamp.from_float(time.time())
-        outcome = await self.intent(Intent(domain=domain, intent=IntentKind(verb), timestamp=stamp))
-        return outcome.error, bool(outcome.actions)
-
-    async def _settle(self, domain: str, seen: list[Event], timeout: float = 5.0) -> None:
-        """Wait (a little) for the hypervisor's answer, as libvirt's synchronous API does:
-        until an event shows the domain left a transitional state."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            view = self.engine.view(domain)
-            transitional = view is not None and (
-                view.state is DomainState.SHUTDOWN
-                or (view.state is DomainState.PAUSED and view.reason == PausedReason.STARTING_UP)
-            )
-            if seen and not transitional and any(e.kind is EventID.LIFECYCLE for e in seen):
-                return
-            await asyncio.sleep(0.01)
-
-    def _state_of(self, domain: str) -> str | None:
-        view = self.engine.view(domain)
-        if view is None:
-            return None
-        return f"{view.state.name}/{REASONS[view.state](view.reason).name}"
-
     # -- status ---------------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
@@ -634,20 +467,6 @@ class Bridge:
             "plugin_errors": self.hooks.errors.as_dict(),
             "metrics": f"{self.metrics.host}:{self.metrics.port}" if self.metrics else None,
         }
-
-
-def make_outbox(config: Config) -> Outbox:
-    settings = config.bridge
-    if settings.outbox == "memory":
-        return MemoryOutbox()
-    from virtbridge._outbox_sqlite import SqliteOutbox
-
-    return SqliteOutbox(
-        Path(settings.state_dir) / "outbox.sqlite3",
-        window=settings.outbox_window,
-        max_events=settings.outbox_max_events,
-        synchronous=settings.outbox_sync.upper(),
-    )
 
 
 def _no_attributes(event: Event) -> None:

@@ -1,0 +1,106 @@
+"""The pieces the bridge hands its sources and sinks: a runner per source, the contexts
+sources and sinks see, and the outbox the configuration asks for."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from virtbridge._config import Component, Config
+from virtbridge._engine import Outcome
+from virtbridge._engine_actions import Action
+from virtbridge._outbox import MemoryOutbox, Outbox
+from virtbridge._plugin_api import SinkContext, Source, SourceContext
+from virtbridge._records import Record
+from virtbridge._signals import Signal
+from virtbridge._wire import CloudEventBuilder
+
+if TYPE_CHECKING:
+    from virtbridge._runtime import Bridge
+
+
+@dataclass
+class SourceRunner:
+    """A running source: its task, its action queue and what it has done."""
+
+    component: Component
+    source: Source
+    bridge: Bridge
+    task: asyncio.Task[None] | None = None
+    actions: asyncio.Queue[Action] = field(default_factory=asyncio.Queue)
+    action_task: asyncio.Task[None] | None = None
+    signals: int = 0
+    events: int = 0
+    state: str = "starting"
+    error: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.component.name
+
+    @property
+    def live(self) -> bool:
+        return getattr(self.source, "live", True)
+
+
+class BridgeSourceContext(SourceContext):
+    def __init__(self, runner: SourceRunner) -> None:
+        self.runner = runner
+        self.name = runner.name
+        self.logger = logging.getLogger(f"virtbridge.source.{runner.name}")
+        self.host = runner.bridge.host
+        self.state_dir = Path(runner.bridge.config.bridge.state_dir)
+
+    def claim(self, domain: str) -> None:
+        self.runner.bridge.claim(domain, self.runner)
+
+    def position(self) -> str | None:
+        return self.runner.bridge.outbox.position(self.name)
+
+    def set_position(self, value: str) -> None:
+        self.runner.bridge.outbox.set_position(self.name, value)
+
+    async def submit(self, signal: Signal) -> Outcome:
+        return await self.runner.bridge.submit(signal, self.runner)
+
+    async def submit_many(self, signals_: Sequence[Signal]) -> int:
+        return await self.runner.bridge.submit_many(signals_, self.runner)
+
+
+class BridgeSinkContext(SinkContext):
+    def __init__(self, bridge: Bridge, name: str) -> None:
+        self.bridge = bridge
+        self.name = name
+        self.host = bridge.host
+        self.logger = logging.getLogger(f"virtbridge.sink.{name}")
+        self._builder = CloudEventBuilder(f"virtbridge://{bridge.host}")
+
+    def cloudevent(self, record: Record) -> dict[str, Any]:
+        return self._builder.build(record.event, record.id, record.seq, record.attributes)
+
+    def topic(self, record: Record, default: str) -> str:
+        hooks = self.bridge.hooks
+        if not hooks.has("virtbridge_event_topic"):
+            return default
+        chosen = hooks.first(
+            "virtbridge_event_topic", event=record.event, sink=self.name, default=default
+        )
+        return chosen if isinstance(chosen, str) and chosen else default
+
+
+def make_outbox(config: Config) -> Outbox:
+    settings = config.bridge
+    if settings.outbox == "memory":
+        return MemoryOutbox()
+    from virtbridge._outbox_sqlite import SqliteOutbox
+
+    return SqliteOutbox(
+        Path(settings.state_dir) / "outbox.sqlite3",
+        window=settings.outbox_window,
+        max_events=settings.outbox_max_events,
+        synchronous=settings.outbox_sync.upper(),
+    )

@@ -161,6 +161,7 @@ class Config:
     plugins: PluginSet
     hooks: Hooks
     extra_plugins: Sequence[str] = field(default_factory=tuple)
+    disabled_plugins: Sequence[str] = field(default_factory=tuple)
 
 
 TOP_LEVEL = ("bridge", "domains", "sources", "sinks")
@@ -237,7 +238,17 @@ def load(
     sources = _components("source", tables.get("sources", []), source_types, path)
     sinks = _components("sink", tables.get("sinks", []), sink_types, path)
     domains = _domains(tables.get("domains", {}), bridge.policy(), path)
-    return Config(path, bridge, sources, sinks, domains, plugins, hooks, tuple(extra_plugins))
+    return Config(
+        path,
+        bridge,
+        sources,
+        sinks,
+        domains,
+        plugins,
+        hooks,
+        tuple(extra_plugins),
+        tuple(disabled_plugins),
+    )
 
 
 def _table(value: Any, path: str | None, key: str) -> dict[str, Any]:

@@ -17,7 +17,6 @@ import time
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
-from virtbridge import _config
 from virtbridge._config import Component, Config, ConfigError
 from virtbridge._engine import Engine, Outcome
 from virtbridge._engine_actions import Action, ScheduleTimer
@@ -33,6 +32,7 @@ from virtbridge._runtime_parts import (
     SourceRunner,
     make_outbox,
 )
+from virtbridge._runtime_reload import reload_bridge
 from virtbridge._signals import Signal, Timer
 from virtbridge._workers import HookSink, SinkWorker
 
@@ -87,7 +87,7 @@ class Bridge:
         self._timer_tasks: set[asyncio.Task[Outcome]] = set()
         self._stop = asyncio.Event()
         self._reload = asyncio.Event()
-        self._enrich = self.hooks.has("virtbridge_enrich_event")
+        self.enrich = self.hooks.has("virtbridge_enrich_event")
         self.started_at = 0.0
         self.dropped_attributes = 0
 
@@ -142,7 +142,7 @@ class Bridge:
             if taps:
                 for tap in taps:
                     tap.extend(outcome.events)
-            enrich = self._attributes if self._enrich else _no_attributes
+            enrich = self._attributes if self.enrich else _no_attributes
             self.outbox.append([(event, enrich(event)) for event in outcome.events])
         for action in outcome.actions:
             self._dispatch(action, runner)
@@ -206,7 +206,7 @@ class Bridge:
 
     # -- sources and sinks -----------------------------------------------------------------
 
-    def _start_source(self, component: Component) -> None:
+    def start_source(self, component: Component) -> None:
         runner = SourceRunner(component, component.create_source(), self)
         runner.task = asyncio.create_task(self._run_source(runner), name=f"source:{runner.name}")
         runner.action_task = asyncio.create_task(
@@ -247,7 +247,7 @@ class Bridge:
             except Exception as exc:
                 log.error("source %r could not perform %r: %s", runner.name, action, exc)
 
-    async def _stop_source(self, runner: SourceRunner) -> None:
+    async def stop_source(self, runner: SourceRunner) -> None:
         for task in (runner.task, runner.action_task):
             if task is not None and not task.done():
                 task.cancel()
@@ -273,12 +273,12 @@ class Bridge:
         self.workers[name] = worker
         self._sink_tasks[name] = asyncio.create_task(worker.run(), name=f"sink:{name}")
 
-    def _create_sink(self, component: Component) -> None:
+    def create_sink(self, component: Component) -> None:
         policy = component.config if isinstance(component.config, SinkConfig) else None
         sink = component.create_sink(BridgeSinkContext(self, component.name))
         self._start_sink(component.name, sink, policy=policy)
 
-    async def _stop_sink(
+    async def stop_sink(
         self, name: str, timeout: float | None, *, while_moving: bool = False
     ) -> None:
         worker = self.workers.pop(name)
@@ -329,11 +329,11 @@ class Bridge:
         self.started_at = time.time()
         try:
             for component in self.config.sinks:
-                self._create_sink(component)
+                self.create_sink(component)
             if self.hooks.has("virtbridge_on_event"):
                 self._start_sink(HOOK_WORKER, HookSink(self.hooks), filtered=False)
             for component in self.config.sources:
-                self._start_source(component)
+                self.start_source(component)
             self.hooks.each("virtbridge_bridge_started", bridge=self)
             if not self.config.sources:
                 log.warning(
@@ -374,7 +374,7 @@ class Bridge:
         for timer in self._timers.values():
             timer.cancel()
         for runner in list(self.sources.values()):
-            await self._stop_source(runner)
+            await self.stop_source(runner)
         await self.outbox.flush()
         # A finished replay waits for every sink, unless what a sink has not delivered yet is
         # stored durably anyway (then it is delivered at the next start); a stop request waits
@@ -382,7 +382,7 @@ class Bridge:
         durable = self.outbox.persists_engine
         timeout = None if finished and not durable else self.config.bridge.drain_timeout
         for name in list(self.workers):
-            await self._stop_sink(name, timeout, while_moving=finished)
+            await self.stop_sink(name, timeout, while_moving=finished)
         await self.outbox.close()
         if self.control.server is not None:
             await self.control.server.close()
@@ -392,52 +392,7 @@ class Bridge:
 
     async def reload(self) -> None:
         """Re-read the configuration file; apply what changed without losing events."""
-        path = self.config.path
-        if path is None:
-            log.warning("SIGHUP ignored: the bridge runs without a configuration file")
-            return
-        try:
-            new = _config.load(path, extra_plugins=self.config.extra_plugins)
-        except ConfigError as exc:
-            log.error("reload failed, keeping the running configuration: %s", exc)
-            return
-        old = self.config
-        self.config = new
-        self.hooks = new.hooks
-        self._enrich = self.hooks.has("virtbridge_enrich_event")
-        self.engine.strict_libvirt = new.bridge.strict_libvirt
-        self.engine.default_policy = new.bridge.policy()
-        for name, policy in new.domains.items():
-            self.engine.set_policy(name, policy)
-        old_sources = {c.name: c for c in old.sources}
-        new_sources = {c.name: c for c in new.sources}
-        for name, component in old_sources.items():
-            if name in self.sources and (
-                name not in new_sources or new_sources[name].table != component.table
-            ):
-                await self._stop_source(self.sources[name])
-        for name, component in new_sources.items():
-            if name not in self.sources:
-                try:
-                    self._start_source(component)
-                except ConfigError as exc:
-                    log.error("reload: %s", exc)
-        old_sinks = {c.name: c for c in old.sinks}
-        new_sinks = {c.name: c for c in new.sinks}
-        for name, component in old_sinks.items():
-            if name in self.workers and (
-                name not in new_sinks or new_sinks[name].table != component.table
-            ):
-                await self._stop_sink(name, self.config.bridge.drain_timeout)
-                if name not in new_sinks:
-                    self.outbox.unregister_sink(name)
-        for name, component in new_sinks.items():
-            if name not in self.workers:
-                try:
-                    self._create_sink(component)
-                except ConfigError as exc:
-                    log.error("reload: %s", exc)
-        log.info("configuration reloaded from %s", path)
+        await reload_bridge(self)
 
     def _restore_engine(self) -> None:
         saved = getattr(self.outbox, "saved_domains", None)

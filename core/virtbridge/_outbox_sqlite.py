@@ -18,7 +18,6 @@ import contextlib
 import logging
 import sqlite3
 import time
-import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,50 +28,16 @@ import msgspec
 from virtbridge._model import Event
 from virtbridge._outbox import Outbox
 from virtbridge._outbox_codec import RecordCodec
+from virtbridge._outbox_store import Compaction, Pending, open_database, select, write
 from virtbridge._records import Record, record_id
 
 log = logging.getLogger("virtbridge.outbox")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, body BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS cursors (sink TEXT PRIMARY KEY, seq INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS positions (source TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS domains (name TEXT PRIMARY KEY, record TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS dead_letters (
-    sink TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL, error TEXT NOT NULL,
-    at REAL NOT NULL, body BLOB NOT NULL, PRIMARY KEY (sink, seq));
-"""
-VERSION = "1"
 TRIM = 1024
 READ_AHEAD = 4096
 """Events a sink behind the memory window reads from disk at a time."""
 COMPACT_EVERY = 0.5
 """Seconds between deletions of what every sink has (each costs a little; none is urgent)."""
-
-
-class _Pending:
-    """Everything waiting for the next transaction."""
-
-    def __init__(self, generation: int = 0) -> None:
-        self.generation = generation
-        self.records: list[Record] = []
-        self.rows: list[tuple[int, bytes]] = []
-        self.cursors: dict[str, int] = {}
-        self.positions: dict[str, str] = {}
-        self.domains: dict[str, str | None] = {}
-        self.dead: list[tuple[str, int, str, str, float, bytes]] = []
-        self.forget: list[str] = []
-
-    def __bool__(self) -> bool:
-        return bool(
-            self.records
-            or self.cursors
-            or self.positions
-            or self.domains
-            or self.dead
-            or self.forget
-        )
 
 
 class SqliteOutbox(Outbox):
@@ -107,7 +72,7 @@ class SqliteOutbox(Outbox):
         # crash before the next commit would lose events a sink has not acknowledged yet.
         self._stored_cursors: dict[str, int] = {}
         self._positions: dict[str, str] = {}
-        self._pending = _Pending(1)
+        self._pending = Pending(1)
         self._committed_generation = 0
         self._next_id_pending: int | None = None
         self._first_stored = 0
@@ -132,36 +97,17 @@ class SqliteOutbox(Outbox):
         self._writer = asyncio.create_task(self._write_loop(), name="virtbridge-outbox-writer")
 
     def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute(f"PRAGMA synchronous={self.synchronous}")
-        db.execute("PRAGMA wal_autocheckpoint=8192")  # 32 MiB of WAL between checkpoints
-        db.executescript(SCHEMA)
+        db, stored = open_database(self.path, self.synchronous)
         self._db = db
-        meta = dict(db.execute("SELECT key, value FROM meta"))
-        if meta.get("version", VERSION) != VERSION:
-            raise RuntimeError(f"{self.path}: outbox format {meta['version']} is not {VERSION}")
-        self._bridge_id = meta.get("bridge_id") or str(uuid.uuid4())
-        if "bridge_id" not in meta:
-            with db:
-                db.execute("BEGIN")
-                db.executemany(
-                    "INSERT INTO meta VALUES (?, ?)",
-                    [("bridge_id", self._bridge_id), ("version", VERSION)],
-                )
-        self.saved_next_id = int(meta.get("next_id", "1"))
-        last = db.execute("SELECT MAX(seq) FROM events").fetchone()[0]
-        self._last = self._durable = max(last or 0, int(meta.get("last_seq", "0")))
-        self._cursors = dict(db.execute("SELECT sink, seq FROM cursors"))
-        self._stored_cursors = dict(self._cursors)
-        self._positions = dict(db.execute("SELECT source, value FROM positions"))
-        self.saved_domains = {
-            name: msgspec.json.decode(record)
-            for name, record in db.execute("SELECT name, record FROM domains")
-        }
-        self.stored = db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
-        self._first_stored = db.execute("SELECT MIN(seq) FROM events").fetchone()[0] or 0
+        self._bridge_id = stored.bridge_id
+        self.saved_next_id = stored.next_id
+        self._last = self._durable = stored.last_seq
+        self._cursors = dict(stored.cursors)
+        self._stored_cursors = dict(stored.cursors)
+        self._positions = stored.positions
+        self.saved_domains = stored.domains
+        self.stored = stored.count
+        self._first_stored = stored.first
 
     async def _run(self, function: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
@@ -259,10 +205,7 @@ class SqliteOutbox(Outbox):
     def _select(self, after: int, limit: int) -> list[Record]:
         if self._read_db is None:
             self._read_db = sqlite3.connect(self.path, check_same_thread=False)
-        rows = self._read_db.execute(
-            "SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
-        ).fetchall()
-        return [self._decode(seq, body) for seq, body in rows]
+        return [self._decode(seq, body) for seq, body in select(self._read_db, after, limit)]
 
     def cursor(self, sink: str) -> int:
         return self._cursors.get(sink, 0)
@@ -312,7 +255,7 @@ class SqliteOutbox(Outbox):
                 if self._closed:
                     return
                 continue
-            batch, self._pending = self._pending, _Pending(self._pending.generation + 1)
+            batch, self._pending = self._pending, Pending(self._pending.generation + 1)
             next_id, self._next_id_pending = self._next_id_pending, None
             try:
                 await self._run(self._commit, batch, next_id)
@@ -338,7 +281,7 @@ class SqliteOutbox(Outbox):
             if self._closed and not self._pending:
                 return
 
-    def _failed(self, exc: sqlite3.Error, batch: _Pending) -> None:
+    def _failed(self, exc: sqlite3.Error, batch: Pending) -> None:
         # Put the batch back in front of whatever came since, in order.
         later, self._pending = self._pending, batch
         batch.generation = later.generation
@@ -363,75 +306,45 @@ class SqliteOutbox(Outbox):
             self._committed.set()  # nobody waits on a disk that is full
             self._notify()
 
-    def _commit(self, batch: _Pending, next_id: int | None) -> None:
-        db = self._db
-        assert db is not None
+    def _commit(self, batch: Pending, next_id: int | None) -> None:
+        assert self._db is not None
         rows = batch.rows
-        try:
-            db.execute("BEGIN")
-            if rows:
-                db.executemany("INSERT OR REPLACE INTO events VALUES (?, ?)", rows)
-            if batch.cursors:
-                db.executemany(
-                    "INSERT OR REPLACE INTO cursors VALUES (?, ?)", batch.cursors.items()
-                )
+        compaction = None
+        now = time.monotonic()
+        if now - self._compacted_at >= COMPACT_EVERY or self._closed:
+            self._compacted_at = now
+            cursors = {**self._stored_cursors, **batch.cursors}
             for sink in batch.forget:
-                db.execute("DELETE FROM cursors WHERE sink = ?", (sink,))
-            if batch.positions:
-                db.executemany(
-                    "INSERT OR REPLACE INTO positions VALUES (?, ?)", batch.positions.items()
-                )
-            kept = [(name, record) for name, record in batch.domains.items() if record is not None]
-            gone = [(name,) for name, record in batch.domains.items() if record is None]
-            if kept:
-                db.executemany("INSERT OR REPLACE INTO domains VALUES (?, ?)", kept)
-            if gone:
-                db.executemany("DELETE FROM domains WHERE name = ?", gone)
-            if next_id is not None:
-                db.execute("INSERT OR REPLACE INTO meta VALUES ('next_id', ?)", (str(next_id),))
-            if batch.dead:
-                db.executemany(
-                    "INSERT OR REPLACE INTO dead_letters VALUES (?, ?, ?, ?, ?, ?)", batch.dead
-                )
-            now = time.monotonic()
-            if now - self._compacted_at >= COMPACT_EVERY or self._closed:
-                self._compacted_at = now
-                # Compaction can empty the table: the newest number must survive it.
-                newest = rows[-1][0] if rows else self._durable
-                db.execute("INSERT OR REPLACE INTO meta VALUES ('last_seq', ?)", (str(newest),))
-                stored = {**self._stored_cursors, **batch.cursors}
-                for sink in batch.forget:
-                    stored.pop(sink, None)
-                self._compact(db, stored)
-            db.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
-            raise
+                cursors.pop(sink, None)
+            compaction = Compaction(
+                newest=rows[-1][0] if rows else self._durable,
+                below=min(cursors.values(), default=self._durable),
+                first=self._first_stored,
+            )
+        write(self._db, batch, next_id, compaction)
         self.stored += len(rows)
         if rows and not self._first_stored:
             self._first_stored = rows[0][0]
+        if compaction is not None:
+            self.stored -= compaction.deleted
+            self._first_stored = compaction.first
+            self._warn_if_over()
 
-    def _compact(self, db: sqlite3.Connection, cursors: dict[str, int]) -> None:
-        """Drop what every sink has; past ``max_events``, warn (and count) but keep."""
-        low = min(cursors.values(), default=self._durable)
-        if low > 0 and low >= self._first_stored:
-            deleted = db.execute("DELETE FROM events WHERE seq <= ?", (low,)).rowcount
-            self.stored -= max(deleted, 0)
-            first = db.execute("SELECT MIN(seq) FROM events").fetchone()[0]
-            self._first_stored = first or 0
-        if self.max_events and self.stored > self.max_events:
-            self.overflow_warnings += 1
-            if self.overflow_warnings == 1 or self.overflow_warnings % 1000 == 0:
-                slow = min(self._cursors, key=lambda s: self._cursors[s], default="?")
-                log.warning(
-                    "outbox holds %d events, over max_events = %d, because sink %r is %d behind; "
-                    "still accepting (set the sink's overflow = 'drop-oldest' to drop instead)",
-                    self.stored,
-                    self.max_events,
-                    slow,
-                    self._last - self._cursors.get(slow, 0),
-                )
+    def _warn_if_over(self) -> None:
+        """Past ``max_events``: warn (and count), but keep accepting."""
+        if not self.max_events or self.stored <= self.max_events:
+            return
+        self.overflow_warnings += 1
+        if self.overflow_warnings == 1 or self.overflow_warnings % 100 == 0:
+            slow = min(self._cursors, key=lambda s: self._cursors[s], default="?")
+            log.warning(
+                "outbox holds %d events, over max_events = %d, because sink %r is %d behind; "
+                "still accepting (set the sink's overflow = 'drop-oldest' to drop instead)",
+                self.stored,
+                self.max_events,
+                slow,
+                self._last - self._cursors.get(slow, 0),
+            )
 
     def drop_oldest(self, sink: str, keep: int) -> int:
         """Overflow policy ``drop-oldest``: move ``sink``'s cursor so it keeps at most

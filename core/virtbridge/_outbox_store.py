@@ -1,0 +1,165 @@
+"""The SQLite side of the durable outbox: the schema, and writing one batch as one
+transaction (runs on the outbox's writer thread; no asyncio here)."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from virtbridge._records import Record
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, body BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS cursors (sink TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS positions (source TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS domains (name TEXT PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    sink TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL, error TEXT NOT NULL,
+    at REAL NOT NULL, body BLOB NOT NULL, PRIMARY KEY (sink, seq));
+"""
+VERSION = "1"
+
+
+class Pending:
+    """Everything waiting for the next transaction."""
+
+    def __init__(self, generation: int = 0) -> None:
+        self.generation = generation
+        self.records: list[Record] = []
+        self.rows: list[tuple[int, bytes]] = []
+        self.cursors: dict[str, int] = {}
+        self.positions: dict[str, str] = {}
+        self.domains: dict[str, str | None] = {}
+        self.dead: list[tuple[str, int, str, str, float, bytes]] = []
+        self.forget: list[str] = []
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.records
+            or self.cursors
+            or self.positions
+            or self.domains
+            or self.dead
+            or self.forget
+        )
+
+
+@dataclass
+class Stored:
+    """What a database holds when it is opened."""
+
+    bridge_id: str
+    last_seq: int
+    next_id: int
+    cursors: dict[str, int]
+    positions: dict[str, str]
+    domains: dict[str, Any]
+    count: int
+    first: int
+
+
+def open_database(path: Path, synchronous: str) -> tuple[sqlite3.Connection, Stored]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute(f"PRAGMA synchronous={synchronous}")
+    db.execute("PRAGMA wal_autocheckpoint=8192")  # 32 MiB of WAL between checkpoints
+    db.executescript(SCHEMA)
+    meta = dict(db.execute("SELECT key, value FROM meta"))
+    if meta.get("version", VERSION) != VERSION:
+        raise RuntimeError(f"{path}: outbox format {meta['version']} is not {VERSION}")
+    bridge_id = meta.get("bridge_id") or str(uuid.uuid4())
+    if "bridge_id" not in meta:
+        db.execute("BEGIN")
+        db.executemany(
+            "INSERT INTO meta VALUES (?, ?)", [("bridge_id", bridge_id), ("version", VERSION)]
+        )
+        db.execute("COMMIT")
+    last = db.execute("SELECT MAX(seq) FROM events").fetchone()[0]
+    stored = Stored(
+        bridge_id=bridge_id,
+        last_seq=max(last or 0, int(meta.get("last_seq", "0"))),
+        next_id=int(meta.get("next_id", "1")),
+        cursors=dict(db.execute("SELECT sink, seq FROM cursors")),
+        positions=dict(db.execute("SELECT source, value FROM positions")),
+        domains={
+            name: msgspec.json.decode(record)
+            for name, record in db.execute("SELECT name, record FROM domains")
+        },
+        count=db.execute("SELECT COUNT(*) FROM events").fetchone()[0],
+        first=db.execute("SELECT MIN(seq) FROM events").fetchone()[0] or 0,
+    )
+    return db, stored
+
+
+@dataclass
+class Compaction:
+    """Delete what every sink's stored cursor has passed (``below``), recording the newest
+    sequence number first, since deleting can empty the events table."""
+
+    newest: int
+    below: int
+    first: int
+    deleted: int = field(default=0)
+
+
+def write(
+    db: sqlite3.Connection, batch: Pending, next_id: int | None, compaction: Compaction | None
+) -> None:
+    """Everything in ``batch`` in one transaction; all or nothing."""
+    rows = batch.rows
+    try:
+        db.execute("BEGIN")
+        if rows:
+            db.executemany("INSERT OR REPLACE INTO events VALUES (?, ?)", rows)
+        if batch.cursors:
+            db.executemany("INSERT OR REPLACE INTO cursors VALUES (?, ?)", batch.cursors.items())
+        for sink in batch.forget:
+            db.execute("DELETE FROM cursors WHERE sink = ?", (sink,))
+        if batch.positions:
+            db.executemany(
+                "INSERT OR REPLACE INTO positions VALUES (?, ?)", batch.positions.items()
+            )
+        kept = [(name, record) for name, record in batch.domains.items() if record is not None]
+        gone = [(name,) for name, record in batch.domains.items() if record is None]
+        if kept:
+            db.executemany("INSERT OR REPLACE INTO domains VALUES (?, ?)", kept)
+        if gone:
+            db.executemany("DELETE FROM domains WHERE name = ?", gone)
+        if next_id is not None:
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('next_id', ?)", (str(next_id),))
+        if batch.dead:
+            db.executemany(
+                "INSERT OR REPLACE INTO dead_letters VALUES (?, ?, ?, ?, ?, ?)", batch.dead
+            )
+        if compaction is not None:
+            db.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('last_seq', ?)", (str(compaction.newest),)
+            )
+            if compaction.below > 0 and compaction.below >= compaction.first:
+                cursor = db.execute("DELETE FROM events WHERE seq <= ?", (compaction.below,))
+                compaction.deleted = max(cursor.rowcount, 0)
+                first = db.execute("SELECT MIN(seq) FROM events").fetchone()[0]
+                compaction.first = first or 0
+        db.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("ROLLBACK")
+        raise
+
+
+def select(db: sqlite3.Connection, after: int, limit: int) -> list[tuple[int, bytes]]:
+    rows: list[tuple[int, bytes]] = db.execute(
+        "SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
+    ).fetchall()
+    return rows
+
+
+__all__ = ["Compaction", "Pending", "Record", "Stored", "open_database", "select", "write"]

@@ -6,7 +6,7 @@ underscore is private.
 
 from __future__ import annotations
 
-from virtbridge._config import ConfigError
+from virtbridge._config_values import ConfigError
 from virtbridge._engine import DomainView, Engine, Outcome
 from virtbridge._engine_actions import (
     Action,

@@ -14,7 +14,8 @@ from typing import Any
 
 import virtbridge
 from virtbridge import _config
-from virtbridge._config import Config, ConfigError
+from virtbridge._config import Config
+from virtbridge._config_values import ConfigError, interpolate
 from virtbridge._control import VERBS, BridgeNotRunning, request
 from virtbridge._runtime import Bridge
 from virtbridge._state import REASONS, DomainState
@@ -337,7 +338,7 @@ def control_socket(args: argparse.Namespace) -> Path:
     settings: dict[str, Any] = {}
     if args.config:
         settings = _config.read_file(args.config).get("bridge", {})
-        settings = _config.interpolate(settings, os.environ, args.config, "bridge")
+        settings = interpolate(settings, os.environ, args.config, "bridge")
     if settings.get("control_socket"):
         return Path(settings["control_socket"])
     state = settings.get("state_dir") or _config.default_state_dir()

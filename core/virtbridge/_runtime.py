@@ -17,7 +17,8 @@ import time
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
-from virtbridge._config import Component, Config, ConfigError
+from virtbridge._config import Component, Config
+from virtbridge._config_values import ConfigError
 from virtbridge._engine import Engine, Outcome
 from virtbridge._engine_actions import Action, ScheduleTimer
 from virtbridge._metrics import MetricsServer

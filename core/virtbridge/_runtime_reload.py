@@ -10,7 +10,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from virtbridge import _config
-from virtbridge._config import ConfigError
+from virtbridge._config_values import ConfigError
 
 if TYPE_CHECKING:
     from virtbridge._runtime import Bridge

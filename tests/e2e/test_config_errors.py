@@ -134,7 +134,8 @@ def test_config_error(
 
 
 def test_typo_in_a_hook_name_is_named() -> None:
-    from virtbridge._config import ConfigError, load
+    from virtbridge import ConfigError
+    from virtbridge._config import load
 
     with pytest.raises(ConfigError, match="unknown hook 'virtbridge_on_events'"):
         load(None, data={}, extra_plugins=[str(PLUGINS / "typo_plugin.py")])

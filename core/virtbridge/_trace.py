@@ -314,19 +314,27 @@ def _signal_fields(signal: Signal) -> dict[str, Any]:
     return {}
 
 
-def payload_to_object(payload: Payload) -> dict[str, Any]:
-    """A payload as JSON-compatible data, enum fields by name."""
-    if isinstance(payload, Lifecycle):
+def payload_to_object(payload: Payload, *, codes: bool = False) -> dict[str, Any]:
+    """A payload as JSON-compatible data, enum fields by name (and, with ``codes``, also as
+    ``<field>_code`` with libvirt's number, as the wire format has them)."""
+    if isinstance(payload, Lifecycle) and not codes:
         event = EventType(payload.event)
         return {"event": event.name, "detail": DETAILS[event](payload.detail).name}
+    return _fields(payload, codes)
+
+
+def _fields(value: msgspec.Struct, codes: bool) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for name in payload.__struct_fields__:
-        value = getattr(payload, name)
-        if isinstance(value, IntEnum):
-            value = value.name
-        elif isinstance(value, msgspec.Struct):
-            value = payload_to_object(value)  # type: ignore[arg-type]
-        elif isinstance(value, tuple):
-            value = [list(item) for item in value]
-        out[name] = value
+    for name in value.__struct_fields__:
+        item = getattr(value, name)
+        if isinstance(item, IntEnum):
+            out[name] = item.name
+            if codes:
+                out[f"{name}_code"] = int(item)
+        elif isinstance(item, msgspec.Struct):
+            out[name] = _fields(item, codes)
+        elif isinstance(item, tuple):
+            out[name] = [list(pair) for pair in item]
+        else:
+            out[name] = item
     return out

@@ -18,7 +18,6 @@ the event, in trace-file form, so a consumer can always see the raw hypervisor i
 from __future__ import annotations
 
 import functools
-from enum import IntEnum
 from typing import Any
 
 import msgspec
@@ -29,7 +28,7 @@ from virtbridge._model_lifecycle import DETAILS, EventType
 from virtbridge._model_time import Timestamp
 from virtbridge._signals import Signal
 from virtbridge._state import REASONS, DomainState
-from virtbridge._trace import parse_object, signal_to_object
+from virtbridge._trace import parse_object, payload_to_object, signal_to_object
 
 SPECVERSION = "1.0"
 CONTENT_TYPE = "application/cloudevents+json"
@@ -76,7 +75,7 @@ def event_to_data(event: Event, cause: dict[str, Any] | None = None) -> dict[str
         data["detail_code"] = int(detail)
         data["payload"] = {}
     else:
-        data["payload"] = _payload_fields(payload)
+        data["payload"] = payload_to_object(payload, codes=True)
     data["state"] = state_name
     data["state_code"] = int(state)
     data["reason"] = reason_name
@@ -84,22 +83,6 @@ def event_to_data(event: Event, cause: dict[str, Any] | None = None) -> dict[str
     data["extension"] = event.is_extension
     data["cause"] = signal_to_object(event.cause) if cause is None else cause
     return data
-
-
-def _payload_fields(value: msgspec.Struct) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name in value.__struct_fields__:
-        item = getattr(value, name)
-        if isinstance(item, IntEnum):
-            out[name] = item.name
-            out[f"{name}_code"] = int(item)
-        elif isinstance(item, msgspec.Struct):
-            out[name] = _payload_fields(item)
-        elif isinstance(item, tuple):
-            out[name] = [list(pair) for pair in item]
-        else:
-            out[name] = item
-    return out
 
 
 def event_from_data(data: dict[str, Any], timestamp: Timestamp | None = None) -> Event:

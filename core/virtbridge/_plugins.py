@@ -13,7 +13,7 @@ import importlib.util
 import logging
 import sys
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -202,27 +202,26 @@ class Hooks:
     def has(self, hook: str) -> bool:
         return bool(self.impls(hook))
 
-    def each(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
-        """Call every implementation; return (plugin name, result) for non-None results."""
-        results = []
+    def _results(self, hook: str, kwargs: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+        """(plugin name, result) of each implementation in call order; failures are recorded
+        and skipped."""
         for impl in self.impls(hook):
             try:
                 result = impl.function(*[kwargs[name] for name in impl.argnames])
             except Exception as exc:
                 self.errors.record(impl.plugin_name, hook, exc)
                 continue
-            if result is not None:
-                results.append((impl.plugin_name, result))
-        return results
+            yield impl.plugin_name, result
+
+    def each(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        """Call every implementation; return (plugin name, result) for non-None results."""
+        return [
+            (name, result) for name, result in self._results(hook, kwargs) if result is not None
+        ]
 
     def first(self, hook: str, **kwargs: Any) -> Any:
         """The first non-None result (``firstresult`` semantics, failures skipped)."""
-        for impl in self.impls(hook):
-            try:
-                result = impl.function(*[kwargs[name] for name in impl.argnames])
-            except Exception as exc:
-                self.errors.record(impl.plugin_name, hook, exc)
-                continue
+        for _name, result in self._results(hook, kwargs):
             if result is not None:
                 return result
         return None

@@ -77,6 +77,7 @@ from virtbridge._model_time import Timestamp
 from virtbridge._names import escape_token, unescape_token
 from virtbridge._outbox import MemoryOutbox, Outbox
 from virtbridge._plugin_api import (
+    Acknowledgement,
     PluginConfig,
     Rejected,
     Sink,
@@ -86,6 +87,9 @@ from virtbridge._plugin_api import (
     Source,
     SourceContext,
     SourceType,
+    TailItem,
+    TailOptions,
+    TailType,
 )
 from virtbridge._records import Record
 from virtbridge._signals import (
@@ -114,13 +118,22 @@ from virtbridge._state import (
 )
 from virtbridge._trace import TraceError, signal_to_object
 from virtbridge._trace import parse_line as parse_trace_line
-from virtbridge._wire import cloudevent, event_from_data, event_to_data
+from virtbridge._wire import (
+    DomainStatus,
+    WireEvent,
+    cloudevent,
+    decode_cloudevent,
+    decode_status,
+    event_from_data,
+    event_to_data,
+)
 from virtbridge.hookspecs import hookimpl
 
 __version__ = "0.1.0"
 
 __all__ = [
     "PAYLOAD_TYPES",
+    "Acknowledgement",
     "Action",
     "AgentLifecycle",
     "AgentReason",
@@ -141,6 +154,7 @@ __all__ = [
     "DiskChangeReason",
     "DomainRef",
     "DomainState",
+    "DomainStatus",
     "DomainView",
     "Empty",
     "Engine",
@@ -211,6 +225,9 @@ __all__ = [
     "StartedDetail",
     "StoppedDetail",
     "SuspendedDetail",
+    "TailItem",
+    "TailOptions",
+    "TailType",
     "Timer",
     "Timestamp",
     "TraceError",
@@ -220,8 +237,11 @@ __all__ = [
     "UndefinedDetail",
     "Watchdog",
     "WatchdogAction",
+    "WireEvent",
     "__version__",
     "cloudevent",
+    "decode_cloudevent",
+    "decode_status",
     "escape_token",
     "event_from_data",
     "event_to_data",

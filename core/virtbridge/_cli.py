@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import virtbridge
-from virtbridge import _config
+from virtbridge import _cli_tail, _config
 from virtbridge._cli_control import cmd_ctl, cmd_dead_letters, cmd_record, cmd_status
 from virtbridge._config import Config
 from virtbridge._config_values import ConfigError
@@ -30,6 +30,8 @@ examples:
   virtbridge ctl vm1 shutdown             ask the running bridge to shut vm1 down
   virtbridge status --domains
   virtbridge record --qmp /var/run/qemu-server/100.qmp -o bug.jsonl
+  virtbridge tail mqtt://broker:1883 --format virsh
+  virtbridge tail nats://nats1:4222 --stream VIRTBRIDGE --all --domain vm1
 """
 
 log = logging.getLogger("virtbridge")
@@ -210,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     record.add_argument("--duration", type=float, help="stop after this many seconds")
     record.set_defaults(handler=cmd_record)
+
+    _cli_tail.add_parser(sub, common)
     return parser
 
 

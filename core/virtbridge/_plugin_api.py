@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
@@ -21,6 +21,7 @@ from virtbridge._engine_actions import Action
 from virtbridge._model import Event
 from virtbridge._records import Record
 from virtbridge._signals import Signal
+from virtbridge._wire import DomainStatus, WireEvent
 
 if TYPE_CHECKING:
     from virtbridge._engine import Outcome
@@ -146,19 +147,40 @@ class SinkContext(ABC):
         ``default``."""
 
 
+Acknowledgement = Awaitable[None]
+"""What :meth:`Sink.publish` may return: completes when the broker has acknowledged every
+record of the batch, or raises (see :meth:`Sink.publish`)."""
+
+
 class Sink(ABC):
     """Delivers events somewhere.  One worker per sink reads the outbox from the sink's own
-    cursor and calls :meth:`publish` with batches in order."""
+    cursor and calls :meth:`publish` with batches in order.
+
+    Delivery is pipelined: the worker hands over the next batch while earlier ones still wait
+    for their acknowledgements, up to :attr:`window` records, and advances the sink's cursor
+    as acknowledgements arrive, in order.  A sink whose writes are done when ``publish``
+    returns (a file, a log) just returns None."""
 
     batch_size: int = 256
+    """Records per :meth:`publish` call, at most."""
+    window: int = 0
+    """Records that may be handed over and not yet acknowledged; 0: one batch (each batch is
+    acknowledged before the next is handed over)."""
 
     async def open(self) -> None:
         """Connect.  Raise to have the runtime retry with backoff."""
 
     @abstractmethod
-    async def publish(self, records: Sequence[Record]) -> None:
-        """Deliver the records, in order.  Return only when they are delivered (acknowledged
-        by the broker); raise to have the whole batch retried."""
+    async def publish(self, records: Sequence[Record]) -> Acknowledgement | None:
+        """Hand ``records`` over for delivery, in order.
+
+        Return None when they are delivered already, or an awaitable that completes when the
+        broker has acknowledged all of them.  Either way, failing means: raise (or let the
+        awaitable raise) :class:`Rejected` for records the broker refused for good (the rest
+        count as delivered), or any other exception to have the worker back off and hand
+        over everything from the first unacknowledged record again (so a sink sees a record
+        again only after a failure; the event keeps its id).  ``publish`` may wait, for
+        example while the connection is down."""
 
     async def close(self) -> None:
         """Flush and disconnect; called once when the sink is removed or the bridge stops."""
@@ -166,6 +188,10 @@ class Sink(ABC):
     async def check(self) -> str:
         """Try the sink once (``virtbridge check --connect``)."""
         return "ok"
+
+    def status(self) -> dict[str, Any]:
+        """Figures of the sink's own (connection, buffers) for ``virtbridge status``."""
+        return {}
 
 
 C = TypeVar("C", bound=PluginConfig)
@@ -198,7 +224,55 @@ class SinkType(Generic[C]):
     extra: str = ""
 
 
+class TailOptions(msgspec.Struct, kw_only=True, frozen=True):
+    """What ``virtbridge tail`` asks of a feed."""
+
+    url: str
+    """The bus to read, as the user wrote it (``mqtt://host:port/prefix``, ``nats://...``)."""
+    host: str | None = None
+    """Only events of the bridge on this host (None: every host)."""
+    domain: str | None = None
+    """Only events of this domain (None: every domain)."""
+    states: bool = True
+    """Start with every domain's current state."""
+    since: str = "new"
+    """Where events start, where the bus keeps history: ``new`` (from now), ``all`` (the
+    oldest kept), or an RFC 3339 time."""
+    stream: str | None = None
+    """The JetStream stream to read (NATS); None: a plain subscription."""
+    prefix: str | None = None
+    """Topic/subject prefix (None: the feed's default or the URL's path)."""
+    username: str = ""
+    password: str = ""
+    tls_ca: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_insecure: bool = False
+
+
+class TailItem(msgspec.Struct, frozen=True):
+    """One thing a feed read: a domain's current state or an event, with the bytes as they
+    were on the bus (``--format json`` prints those)."""
+
+    value: WireEvent | DomainStatus
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class TailType:
+    """A feed for ``virtbridge tail URL``: reads what bridges published, for the URL schemes
+    it names.  ``open`` returns an async iterator: first the current states (when asked),
+    then events as they arrive, until cancelled."""
+
+    schemes: tuple[str, ...]
+    open: Callable[[TailOptions], AsyncIterator[TailItem]]
+    description: str = ""
+    requires: tuple[str, ...] = field(default=())
+    extra: str = ""
+
+
 __all__ = [
+    "Acknowledgement",
     "Event",
     "PluginConfig",
     "Rejected",
@@ -209,4 +283,7 @@ __all__ = [
     "Source",
     "SourceContext",
     "SourceType",
+    "TailItem",
+    "TailOptions",
+    "TailType",
 ]

@@ -22,7 +22,7 @@ from typing import Any
 import pluggy
 
 from virtbridge import hookspecs
-from virtbridge._plugin_api import SinkType, SourceType
+from virtbridge._plugin_api import SinkType, SourceType, TailType
 
 ENTRY_POINT_GROUP = "virtbridge"
 log = logging.getLogger("virtbridge.plugins")
@@ -243,3 +243,13 @@ class Hooks:
                 if isinstance(item, SinkType):
                     sinks.setdefault(item.name, []).append((plugin, item))
         return sources, sinks
+
+    def tail_types(self) -> dict[str, list[tuple[str, TailType]]]:
+        """Every offered ``virtbridge tail`` feed: URL scheme → [(plugin, type), ...]."""
+        feeds: dict[str, list[tuple[str, TailType]]] = {}
+        for plugin, offered in self.each("virtbridge_tail_types"):
+            for item in offered:
+                if isinstance(item, TailType):
+                    for scheme in item.schemes:
+                        feeds.setdefault(scheme, []).append((plugin, item))
+        return feeds

@@ -17,6 +17,7 @@ the event, in trace-file form, so a consumer can always see the raw hypervisor i
 
 from __future__ import annotations
 
+import datetime as _dt
 import functools
 from typing import Any
 
@@ -180,3 +181,138 @@ class CloudEventBuilder:
             attributes=attributes,
             cause=self._cause,
         )
+
+
+def parse_time(value: str) -> Timestamp:
+    """The inverse of the CloudEvents ``time`` this module writes (RFC 3339, UTC)."""
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    moment = _dt.datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=_dt.timezone.utc)
+    epoch = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+    delta = moment - epoch
+    micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return Timestamp(micros // 1_000_000, micros % 1_000_000)
+
+
+_CORE_ATTRIBUTES = frozenset(
+    {
+        "specversion",
+        "id",
+        "source",
+        "type",
+        "subject",
+        "time",
+        "datacontenttype",
+        "dataschema",
+        "data",
+        "data_base64",
+        "sequence",
+    }
+)
+
+
+class WireEvent(msgspec.Struct, frozen=True):
+    """A CloudEvent read back from the wire: the typed :class:`Event`, and the envelope's
+    identity (``id``, ``source``, ``sequence``) and extension attributes."""
+
+    event: Event
+    id: str
+    source: str
+    sequence: int
+    attributes: dict[str, Any] | None = None
+
+    @property
+    def host(self) -> str:
+        """The bridge's host, from ``source`` (``virtbridge://<host>``)."""
+        return self.source.removeprefix("virtbridge://")
+
+
+_envelope = msgspec.json.Decoder(dict[str, Any])
+
+
+def decode_cloudevent(raw: bytes | str | dict[str, Any]) -> WireEvent:
+    """Parse one structured-mode CloudEvent as virtbridge publishes it (raises ValueError)."""
+    try:
+        envelope = raw if isinstance(raw, dict) else _envelope.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"not a CloudEvent: {exc}") from None
+    if envelope.get("specversion") != SPECVERSION:
+        raise ValueError(f"not a CloudEvent 1.0: specversion is {envelope.get('specversion')!r}")
+    data = envelope.get("data")
+    if not isinstance(data, dict):
+        raise ValueError("not a virtbridge event: no data object")
+    when = envelope.get("time")
+    try:
+        timestamp = parse_time(when) if isinstance(when, str) else None
+        sequence = int(envelope.get("sequence") or 0)
+    except ValueError as exc:
+        raise ValueError(f"not a virtbridge event: {exc}") from None
+    event = event_from_data(data, timestamp)
+    extensions = {k: v for k, v in envelope.items() if k not in _CORE_ATTRIBUTES}
+    return WireEvent(
+        event,
+        str(envelope.get("id", "")),
+        str(envelope.get("source", "")),
+        sequence,
+        extensions or None,
+    )
+
+
+class DomainStatus(msgspec.Struct, kw_only=True, omit_defaults=False):
+    """A domain's current state as buses keep it (MQTT's retained ``state`` topic, the NATS
+    state bucket): the state and reason after the newest event, and that event's identity."""
+
+    host: str
+    domain: str
+    uuid: str | None
+    id: int
+    state: str
+    state_code: int
+    reason: str
+    reason_code: int
+    time: str | None
+    sequence: str
+    event: str
+    """The CloudEvents id of the event that set this state."""
+
+    @classmethod
+    def of(cls, event: Event, *, host: str, event_id: str, sequence: int) -> DomainStatus:
+        state, reason = _REASON_NAMES[(event.state, event.reason)]
+        stamp = event.timestamp
+        return cls(
+            host=host,
+            domain=event.domain.name,
+            uuid=event.domain.uuid,
+            id=event.domain.id,
+            state=state,
+            state_code=int(event.state),
+            reason=reason,
+            reason_code=int(event.reason),
+            time=None if stamp is None else f"{_second(stamp.seconds)}.{stamp.microseconds:06d}Z",
+            sequence=format_sequence(sequence),
+            event=event_id,
+        )
+
+    def same_state(self, other: DomainStatus | None) -> bool:
+        """Whether ``other`` describes the same domain incarnation in the same state."""
+        return (
+            other is not None
+            and other.state_code == self.state_code
+            and other.reason_code == self.reason_code
+            and other.id == self.id
+            and other.uuid == self.uuid
+        )
+
+
+_status_decoder = msgspec.json.Decoder(DomainStatus)
+
+
+def decode_status(raw: bytes | str) -> DomainStatus:
+    """Parse a published :class:`DomainStatus` (raises ValueError)."""
+    try:
+        return _status_decoder.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise ValueError(f"not a virtbridge domain state: {exc}") from None

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,6 +59,49 @@ class SinkStats:
 
 
 @dataclass
+class Handed:
+    """A batch handed to the sink: the last sequence number it covers (filtered records
+    included), the records the sink got, and what acknowledges them (None: delivered)."""
+
+    last: int
+    records: Sequence[Record]
+    ack: asyncio.Future[None] | None
+
+
+class Handoff:
+    """Batches handed over, oldest first; None marks the end."""
+
+    def __init__(self) -> None:
+        self.entries: deque[Handed | None] = deque()
+        self._arrived = asyncio.Event()
+
+    def put(self, entry: Handed | None) -> None:
+        self.entries.append(entry)
+        self._arrived.set()
+
+    async def get(self) -> Handed | None:
+        while not self.entries:
+            self._arrived.clear()
+            await self._arrived.wait()
+        return self.entries.popleft()
+
+    def settled_next(self) -> bool:
+        """Whether the next batch is handed over and acknowledged already."""
+        if not self.entries:
+            return False
+        entry = self.entries[0]
+        return entry is not None and (entry.ack is None or entry.ack.done())
+
+
+class PublishFailed(Exception):
+    """An acknowledgement failed: everything from the first unacknowledged record goes again."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+@dataclass
 class SinkWorker:
     name: str
     sink: Sink
@@ -66,6 +110,7 @@ class SinkWorker:
     logger: logging.Logger
     stats: SinkStats = field(default_factory=SinkStats)
     cursor: int = 0
+    """The last record delivered and committed durably."""
     filtered: bool = True
     """Whether ``virtbridge_filter_event`` applies (not for the on_event hook worker)."""
     policy: SinkConfig = field(default_factory=lambda: SinkConfig(type="?"))
@@ -73,6 +118,11 @@ class SinkWorker:
     def __post_init__(self) -> None:
         self.cursor = self.outbox.register_sink(self.name)
         self._filter = self.filtered and self.hooks.has("virtbridge_filter_event")
+        self._backoff = Backoff(maximum=self.policy.retry_max_interval)
+        self._careful = False
+        """After a failure: one batch at a time until one is acknowledged."""
+        self._room = asyncio.Event()
+        self.in_flight = 0
 
     @property
     def lag(self) -> int:
@@ -80,14 +130,55 @@ class SinkWorker:
 
     async def run(self) -> None:
         await self._open()
-        outbox, sink = self.outbox, self.sink
         while True:
-            if not await outbox.wait_beyond(self.cursor) and outbox.durable_seq <= self.cursor:
-                return  # the outbox closed and we have everything
+            try:
+                await self._pump()
+            except PublishFailed as failure:
+                self.stats.retries += 1
+                self._failed("publish", failure.cause)
+                self._careful = True
+                await asyncio.sleep(self._backoff.next())
+                continue
+            return  # the outbox closed and everything is delivered
+
+    async def _pump(self) -> None:
+        """Hand batches over on one task, settle their acknowledgements in order on this one."""
+        handed = Handoff()
+        sender = asyncio.create_task(self._send(handed), name=f"sink-send:{self.name}")
+        try:
+            await self._settle(handed)
+        finally:
+            sender.cancel()
+            await asyncio.gather(sender, return_exceptions=True)
+            for entry in handed.entries:
+                if entry is not None and entry.ack is not None:
+                    entry.ack.cancel()
+            self.in_flight = 0
+
+    def _window(self) -> int:
+        sink = self.sink
+        if self._careful or sink.window <= 0:
+            return sink.batch_size
+        return max(sink.window, sink.batch_size)
+
+    async def _send(self, handed: Handoff) -> None:
+        outbox, sink = self.outbox, self.sink
+        sent = self.cursor
+        room = self._room
+        while True:
+            window = self._window()
+            while sent - self.cursor >= window:
+                room.clear()
+                await room.wait()
+                window = self._window()
+            if not await outbox.wait_beyond(sent) and outbox.durable_seq <= sent:
+                handed.put(None)  # the outbox closed and everything is handed over
+                return
             if self.policy.overflow == "drop-oldest" and self.lag > self.policy.max_lag:
                 self._drop_oldest()
+                sent = max(sent, self.cursor)
             try:
-                batch = await outbox.read(self.cursor, sink.batch_size)
+                batch = await outbox.read(sent, min(sink.batch_size, window - (sent - self.cursor)))
             except Exception as exc:  # the outbox itself failed: report, wait, try again
                 self._failed("read from the outbox", exc)
                 await asyncio.sleep(1.0)
@@ -95,11 +186,68 @@ class SinkWorker:
             if not batch:
                 continue
             wanted = [record for record in batch if self._wanted(record)] if self._filter else batch
-            if wanted:
-                await self._publish(wanted)
             self.stats.filtered += len(batch) - len(wanted)
-            self.cursor = batch[-1].seq
-            await outbox.commit(self.name, self.cursor)
+            ack: asyncio.Future[None] | None = None
+            failed = False
+            if wanted:
+                try:
+                    result = await sink.publish(wanted)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    ack = asyncio.get_running_loop().create_future()
+                    ack.set_exception(exc)
+                    failed = not isinstance(exc, Rejected)
+                else:
+                    ack = None if result is None else asyncio.ensure_future(result)
+            handed.put(Handed(batch[-1].seq, wanted, ack))
+            sent = batch[-1].seq
+            self.in_flight = sent - self.cursor
+            if failed:  # the settling side backs off and starts again from the cursor
+                await asyncio.Event().wait()
+
+    async def _settle(self, handed: Handoff) -> None:
+        acknowledged = self.cursor
+        while True:
+            entry = await handed.get()
+            if entry is None:
+                if acknowledged > self.cursor:
+                    await self._commit(acknowledged)
+                return
+            records = entry.records
+            if entry.ack is not None:
+                try:
+                    await entry.ack
+                except asyncio.CancelledError:
+                    raise
+                except Rejected as exc:
+                    self._rejected(exc)
+                    refused = {id(record) for record in exc.records}
+                    records = [record for record in records if id(record) not in refused]
+                except Exception as exc:
+                    if not self._overflowing(records):
+                        if acknowledged > self.cursor:
+                            await self._commit(acknowledged)
+                        raise PublishFailed(exc) from exc
+                    self.stats.dropped += len(records)  # in flight, and among the oldest
+                    records = []
+            if records:
+                self.stats.delivered += len(records)
+                self.stats.batches += 1
+                self.stats.last_delivery_at = time.time()
+            self.stats.connected = True
+            self._careful = False
+            self._backoff.reset()
+            acknowledged = entry.last
+            if not handed.settled_next():  # commit once for a run of settled batches
+                await self._commit(acknowledged)
+
+    async def _commit(self, seq: int) -> None:
+        """Store the cursor; the window frees up once it is durable (a crash after this point
+        repeats nothing before ``seq``)."""
+        await self.outbox.commit(self.name, seq)
+        self.cursor = max(self.cursor, seq)
+        self._room.set()
 
     def _overflowing(self, records: Sequence[Record]) -> bool:
         policy = self.policy
@@ -136,33 +284,6 @@ class SinkWorker:
                 await asyncio.sleep(backoff.next())
                 continue
             self.stats.connected = True
-            return
-
-    async def _publish(self, records: Sequence[Record]) -> None:
-        backoff = Backoff(maximum=self.policy.retry_max_interval)
-        while True:
-            try:
-                await self.sink.publish(records)
-            except asyncio.CancelledError:
-                raise
-            except Rejected as exc:
-                self._rejected(exc)
-                records = [r for r in records if r not in exc.records]
-                self.stats.delivered += len(records)
-                self.stats.batches += 1
-                return
-            except Exception as exc:
-                self.stats.retries += 1
-                self._failed("publish", exc)
-                if self._overflowing(records):
-                    self.stats.dropped += len(records)  # the batch in flight is among the oldest
-                    return
-                await asyncio.sleep(backoff.next())
-                continue
-            self.stats.connected = True
-            self.stats.delivered += len(records)
-            self.stats.batches += 1
-            self.stats.last_delivery_at = time.time()
             return
 
     def _rejected(self, exc: Rejected) -> None:
@@ -207,11 +328,19 @@ class SinkWorker:
         return True
 
     def status(self) -> dict[str, Any]:
-        return {
+        """The worker's figures, then the sink's own (which may say better whether it is
+        connected, and why not)."""
+        figures: dict[str, Any] = {
             "cursor": self.cursor,
             "lag": self.lag,
+            "in_flight": self.in_flight,
             **self.stats.__dict__,
         }
+        try:
+            figures.update(self.sink.status())
+        except Exception as exc:  # a sink's status must not break the bridge's
+            figures["status_error"] = f"{type(exc).__name__}: {exc}"
+        return figures
 
 
 class HookSink(Sink):

@@ -32,7 +32,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from virtbridge._model import Event
-    from virtbridge._plugin_api import SinkType, SourceType
+    from virtbridge._plugin_api import SinkType, SourceType, TailType
     from virtbridge._runtime import Bridge
 
 PROJECT = "virtbridge"
@@ -63,6 +63,20 @@ def virtbridge_sink_types() -> list[SinkType[Any]]:
     Called once per plugin when the configuration is loaded (and again on reload).  Return a
     list of :class:`virtbridge.SinkType`.  The runtime validates each ``[[sinks]]`` table
     against the type's struct, calls the factory and owns the sink it returns.
+
+    Not ``firstresult``: every plugin's list is collected.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def virtbridge_tail_types() -> list[TailType]:
+    """Offer feeds for ``virtbridge tail URL``: what reads events back from a bus.
+
+    Called once per plugin when ``virtbridge tail`` starts.  Return a list of
+    :class:`virtbridge.TailType`, each naming the URL schemes it reads (``mqtt``, ``nats``,
+    ...) and a function that opens the feed.  A scheme offered by two plugins is an error
+    when it is used.
 
     Not ``firstresult``: every plugin's list is collected.
     """

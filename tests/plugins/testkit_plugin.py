@@ -22,18 +22,24 @@ class TickerConfig(virtbridge.PluginConfig, kw_only=True, forbid_unknown_fields=
     interval: float = 0.001
     count: int = 0
     """Cycles to run; 0 = forever."""
+    domains: int = 1
+    """Domains to tick in turn (named ``<domain>``, ``<domain>-1``, ...)."""
 
 
 class TickerSource(virtbridge.Source):
     def __init__(self, config: TickerConfig) -> None:
         self.config = config
+        self.live = config.count == 0  # a bridge of counted tickers stops when they are done
 
     async def run(self, ctx: virtbridge.SourceContext) -> None:
-        name = self.config.domain
-        await ctx.submit(virtbridge.Intent(domain=name, intent=virtbridge.IntentKind.START))
-        await ctx.submit(virtbridge.QmpEvent(domain=name, event="RESUME"))
+        base = self.config.domain
+        names = [base] + [f"{base}-{index}" for index in range(1, self.config.domains)]
+        for name in names:
+            await ctx.submit(virtbridge.Intent(domain=name, intent=virtbridge.IntentKind.START))
+            await ctx.submit(virtbridge.QmpEvent(domain=name, event="RESUME"))
         cycle = 0
         while self.config.count == 0 or cycle < self.config.count:
+            name = names[cycle % len(names)]
             cycle += 1
             await ctx.submit(virtbridge.QmpEvent(domain=name, event="RESET", data={"guest": True}))
             await asyncio.sleep(self.config.interval)

@@ -55,3 +55,28 @@ def build_trace(
                         out.write(encoder.encode(script[step]) + b"\n")
                         lines += 1
     return lines, events
+
+
+def final_states(path: Path) -> dict[str, tuple[str, str, int]]:
+    """What the engine says each domain of a trace ends in: name → (state, reason, id),
+    from the last event of each domain; undefined domains have none."""
+    from virtbridge import EventType
+
+    engine = Engine()
+    out: dict[str, tuple[str, str, int]] = {}
+    with path.open("rb") as lines:
+        for line in lines:
+            signal = parse_line(line)
+            if signal is None:
+                continue
+            for event in engine.feed(signal).events:
+                life = event.lifecycle
+                if life is not None and life.event is EventType.UNDEFINED:
+                    out.pop(event.domain.name, None)
+                    continue
+                out[event.domain.name] = (
+                    event.state.name,
+                    event.reason_enum.name,
+                    event.domain.id,
+                )
+    return out

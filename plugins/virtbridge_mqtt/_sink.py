@@ -1,0 +1,292 @@
+"""The MQTT sink: events, retained states, the bridge's status and Home Assistant discovery.
+
+Publishing is pipelined: every batch is handed to the broker at once and acknowledged later
+(the worker keeps up to ``max_inflight`` events outstanding); a batch's acknowledgement
+completes when the broker has acknowledged every message in it, the retained states
+included.  While the connection is down nothing new is published; paho keeps what was in
+flight and sends it again, in order, as soon as the broker is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+import virtbridge
+
+from ._config import MqttConfig
+from ._connection import ConnectError, Connection, Will, new_properties
+from ._topics import OFFLINE, ONLINE, Layout
+
+CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
+TRANSIENT = {0x97, 0x91}
+"""PUBACK reasons worth another try (quota exceeded, packet id in use); other failures are
+refusals for good."""
+
+
+class _Batch:
+    """The messages of one ``publish`` call and the future that completes when all are
+    acknowledged."""
+
+    __slots__ = ("future", "messages", "refused", "retry", "sealed")
+
+    def __init__(self, future: asyncio.Future[None]) -> None:
+        self.future = future
+        self.messages: dict[int, virtbridge.Record | None] = {}
+        self.refused: list[virtbridge.Record] = []
+        self.retry = ""
+        self.sealed = False
+
+    def acked(self, mid: int, reason: ReasonCode | None) -> None:
+        record = self.messages.pop(mid, None)
+        if reason is not None and reason.is_failure:
+            if reason.value in TRANSIENT:
+                self.retry = reason.getName()
+            elif record is not None:
+                self.refused.append(record)
+        if self.sealed and not self.messages:
+            self.finish()
+
+    def finish(self) -> None:
+        if self.future.done():
+            return
+        if self.retry:
+            self.future.set_exception(ConnectionError(f"the broker said: {self.retry}"))
+        elif self.refused:
+            self.future.set_exception(
+                virtbridge.Rejected(self.refused, "the broker refused to accept them")
+            )
+        else:
+            self.future.set_result(None)
+
+
+class MqttSink(virtbridge.Sink):
+    def __init__(self, config: MqttConfig, ctx: virtbridge.SinkContext) -> None:
+        self.config = config
+        self.ctx = ctx
+        self.batch_size = config.batch_size
+        self.window = config.max_inflight
+        self.layout = Layout(config.topic_prefix, ctx.host, config.homeassistant_prefix)
+        self.qos = config.qos
+        self.v5 = config.protocol == "5"
+        self.binary = config.content_mode == "binary"
+        self.conn = self._connection(config.client_id or f"virtbridge-{ctx.host}", will=True)
+        self.conn.on_connected = self._connected
+        self.conn.on_acked = self._acked
+        self.conn.on_message = self._message
+        self._pending: dict[int, _Batch] = {}
+        self.states: dict[str, virtbridge.DomainStatus] = {}
+        """The newest state published for each domain (sent again if the broker lost it)."""
+        self.discovered: set[str] = set()
+        self._encode = msgspec.json.Encoder().encode
+        self._properties = self._event_properties()
+        self._state_properties = self._json_properties()
+        self.published = 0
+
+    def _connection(self, client_id: str, *, will: bool) -> Connection:
+        config = self.config
+        return Connection(
+            config.endpoint,
+            client_id=client_id,
+            protocol=config.protocol,
+            persistent=will and config.qos > 0,
+            keepalive=config.keepalive,
+            logger=self.ctx.logger,
+            tls=config.tls_context(),
+            username=config.username,
+            password=config.password,
+            will=Will(self.layout.status, OFFLINE) if will else None,
+            session_expiry=config.session_expiry,
+            connect_timeout=config.connect_timeout,
+            reconnect_max=config.reconnect_max,
+        )
+
+    def _event_properties(self) -> Properties | None:
+        if not self.v5 or self.binary:
+            return None
+        properties = new_properties()
+        properties.ContentType = CONTENT_TYPE
+        properties.PayloadFormatIndicator = 1
+        if self.config.message_expiry:
+            properties.MessageExpiryInterval = self.config.message_expiry
+        return properties
+
+    def _json_properties(self) -> Properties | None:
+        if not self.v5:
+            return None
+        properties = new_properties()
+        properties.ContentType = "application/json"
+        properties.PayloadFormatIndicator = 1
+        return properties
+
+    # -- the Sink interface ---------------------------------------------------------------------
+
+    async def open(self) -> None:
+        self.conn.start()
+
+    async def publish(
+        self, records: Sequence[virtbridge.Record]
+    ) -> virtbridge.Acknowledgement | None:
+        conn = self.conn
+        if not conn.connected:
+            await conn.wait_up()
+        batch = _Batch(asyncio.get_running_loop().create_future())
+        messages, pending = batch.messages, self._pending
+        publish, qos, layout, ctx = conn.publish, self.qos, self.layout, self.ctx
+        changed: dict[str, virtbridge.DomainStatus | None] = {}
+        for record in records:
+            event = record.event
+            name = event.domain.name
+            topic = ctx.topic(record, layout.event(name, event.kind.kind))
+            payload, properties = self._payload(record)
+            mid = publish(topic, payload, qos, False, properties)
+            messages[mid] = record
+            pending[mid] = batch
+            if self.config.retain_state:
+                changed[name] = self._status(record)
+        for name, status in changed.items():
+            for mid in self._state(name, status):
+                messages[mid] = None
+                pending[mid] = batch
+        self.published += len(records)
+        if qos == 0:  # at most once: nothing comes back to wait for
+            for mid in messages:
+                pending.pop(mid, None)
+            return None
+        batch.sealed = True
+        if not messages:
+            batch.finish()
+        return batch.future
+
+    def _payload(self, record: virtbridge.Record) -> tuple[bytes, Properties | None]:
+        envelope = self.ctx.cloudevent(record)
+        if not self.binary:
+            return self._encode(envelope), self._properties
+        data = envelope.pop("data")
+        properties = new_properties()
+        properties.ContentType = envelope.pop("datacontenttype", "application/json")
+        properties.PayloadFormatIndicator = 1
+        properties.UserProperty = [(key, str(value)) for key, value in envelope.items()]
+        if self.config.message_expiry:
+            properties.MessageExpiryInterval = self.config.message_expiry
+        return self._encode(data), properties
+
+    def _status(self, record: virtbridge.Record) -> virtbridge.DomainStatus | None:
+        """The domain's new state, or None when the event undefined it."""
+        life = record.event.lifecycle
+        if life is not None and life.event is virtbridge.EventType.UNDEFINED:
+            return None
+        return virtbridge.DomainStatus.of(
+            record.event, host=self.ctx.host, event_id=record.id, sequence=record.seq
+        )
+
+    def _state(self, name: str, status: virtbridge.DomainStatus | None) -> list[int]:
+        """Publish a changed state (and discovery for a new domain); returns the ids."""
+        layout, publish, qos = self.layout, self.conn.publish, max(self.qos, 1)
+        mids = []
+        if status is None:  # undefined: clear what any run of ours left retained
+            self.states.pop(name, None)
+            mids.append(publish(layout.state(name), b"", qos, True))
+            if self.config.homeassistant:
+                self.discovered.discard(name)
+                mids.append(publish(layout.ha_config(name), b"", qos, True))
+            return mids
+        if status.same_state(self.states.get(name)):
+            return []
+        self.states[name] = status
+        mids.append(
+            publish(layout.state(name), self._encode(status), qos, True, self._state_properties)
+        )
+        if self.config.homeassistant and name not in self.discovered:
+            self.discovered.add(name)
+            mids.append(self._discovery(name, status.uuid))
+        return mids
+
+    def _discovery(self, name: str, uuid: str | None) -> int:
+        document = self.layout.ha_discovery(name, uuid)
+        return self.conn.publish(self.layout.ha_config(name), self._encode(document), 1, True)
+
+    # -- connection events ----------------------------------------------------------------------
+
+    def _connected(self, session_present: bool) -> None:
+        """On every (re)connect, before paho re-sends what was in flight: say we are online;
+        when the broker forgot our session it may have lost retained messages too, so send
+        the states and discovery documents again."""
+        conn, layout = self.conn, self.layout
+        conn.publish(layout.status, ONLINE, 1, True)
+        if self.config.homeassistant:
+            conn.subscribe([(layout.ha_birth, 1)])
+        if session_present:
+            return
+        for name, status in self.states.items():
+            conn.publish(
+                layout.state(name),
+                self._encode(status),
+                max(self.qos, 1),
+                True,
+                self._state_properties,
+            )
+        if self.config.homeassistant:
+            for name in self.discovered:
+                self._discovery(name, self.states[name].uuid if name in self.states else None)
+
+    def _acked(self, mid: int, reason: ReasonCode | None) -> None:
+        batch = self._pending.pop(mid, None)
+        if batch is not None:
+            batch.acked(mid, reason)
+
+    def _message(self, message: Any) -> None:
+        if message.topic == self.layout.ha_birth and message.payload == ONLINE:
+            for name in self.discovered:  # Home Assistant restarted: announce again
+                self._discovery(name, self.states[name].uuid if name in self.states else None)
+
+    async def close(self) -> None:
+        conn = self.conn
+        if conn.connected:
+            # A clean disconnect sends no last will: leave "offline" ourselves.
+            done = asyncio.get_running_loop().create_future()
+            mid = conn.publish(self.layout.status, OFFLINE, 1, True)
+            waiting = _Batch(done)
+            waiting.messages[mid] = None
+            waiting.sealed = True
+            self._pending[mid] = waiting
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(done, 2.0)
+        await conn.close()
+        for batch in set(self._pending.values()):
+            if not batch.future.done():
+                batch.future.cancel()
+        self._pending.clear()
+
+    async def check(self) -> str:
+        probe = self._connection(
+            (self.config.client_id or f"virtbridge-{self.ctx.host}") + "-check", will=False
+        )
+        try:
+            await probe.connect()
+        except ConnectError as exc:
+            raise ConnectionError(str(exc)) from None
+        finally:
+            await probe.close()
+        tls = ", TLS" if self.config.endpoint.tls else ""
+        return f"connected to {probe.endpoint.address} (MQTT {self.config.protocol}{tls})"
+
+    def status(self) -> dict[str, Any]:
+        conn = self.conn
+        figures: dict[str, Any] = {
+            "connected": conn.connected,
+            "broker": conn.endpoint.address,
+            "unacknowledged": len(self._pending),
+            "reconnects": conn.disconnects,
+            "domains": len(self.states),
+        }
+        if not conn.connected and conn.error:
+            figures["last_error"] = conn.error
+            figures["last_error_at"] = conn.error_at
+        return figures

@@ -38,7 +38,7 @@ def check_complete(events: list[dict[str, object]], expected: int) -> None:
     assert len(set(ids.values())) == expected  # one id per event
     first: dict[str, list[int]] = defaultdict(list)
     seen: set[int] = set()
-    for event, sequence in zip(events, sequences):
+    for event, sequence in zip(events, sequences, strict=True):
         if sequence not in seen:
             seen.add(sequence)
             first[str(event["subject"])].append(sequence)

@@ -282,7 +282,7 @@ class Bridge:
     async def stop_sink(
         self, name: str, timeout: float | None, *, while_moving: bool = False
     ) -> None:
-        worker = self.workers.pop(name)
+        worker = self.workers[name]  # listed in status while it drains
         target = self.outbox.last_seq
         drained = await worker.drained(target, timeout, while_moving=while_moving)
         if drained:
@@ -298,6 +298,7 @@ class Bridge:
                 target - worker.cursor,
                 kept,
             )
+        self.workers.pop(name, None)
         task = self._sink_tasks.pop(name)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

@@ -185,6 +185,11 @@ class Connection:
             raise ConnectError(_untrusted(endpoint, exc)) from None
         except ssl.SSLError as exc:
             raise ConnectError(f"TLS with {endpoint.address} failed: {_ssl_reason(exc)}") from None
+        except (ConnectionResetError, ConnectionAbortedError) as exc:
+            hint = "; is it a plain-text port? then use mqtt://" if endpoint.tls else ""
+            raise ConnectError(
+                f"{endpoint.address} closed the connection at once: {_os_reason(exc)}{hint}"
+            ) from None
         except (OSError, ValueError) as exc:
             raise ConnectError(f"cannot connect to {endpoint.address}: {_os_reason(exc)}") from None
         self._attach()
@@ -242,14 +247,15 @@ class Connection:
         """Keep connected until :meth:`close`: reconnect with jittered exponential backoff."""
         delay = 0.0
         while not self._closing:
-            if delay:
-                await asyncio.sleep(random.uniform(delay / 2, delay))
-            try:
-                await self.connect()
-            except ConnectError as exc:
-                self._failed(str(exc))
-                delay = min(max(delay * 2, 0.5), self.reconnect_max)
-                continue
+            if not self.connected:
+                if delay:
+                    await asyncio.sleep(random.uniform(delay / 2, delay))
+                try:
+                    await self.connect()
+                except ConnectError as exc:
+                    self._failed(str(exc))
+                    delay = min(max(delay * 2, 0.5), self.reconnect_max)
+                    continue
             delay = 0.0
             await self._lost.wait()
             if not self._closing:
@@ -335,7 +341,7 @@ class Connection:
                 (
                     False,
                     f"{self.endpoint.address} closed the connection before accepting it"
-                    f"{self._transport_hint() or self._closed_hint()}",
+                    f"{self._transport_hint()}{self._closed_hint()}",
                 )
             )
         if was_connected:
@@ -349,8 +355,10 @@ class Connection:
 
     def _closed_hint(self) -> str:
         if self.endpoint.tls:
-            return " (does it need a client certificate? set tls_cert and tls_key)"
-        return " (is it a TLS port? then use mqtts://)"
+            if "client certificate" in self._transport_hint():
+                return ""
+            return "; does it need a client certificate? set tls_cert and tls_key"
+        return "; is it a TLS port? then use mqtts://"
 
     def _on_publish(
         self,

@@ -103,7 +103,9 @@ def test_broker_restarts_and_a_network_cut_lose_nothing(tmp_path: Path) -> None:
             tmp_path / "bridge.toml",
             state_dir=tmp_path / "state",
             host="hv01",
-            sources=[{"type": "ticker", "count": count, "interval": 0.002, "domains": 7}],
+            sources=[
+                {"type": "ticker", "count": count, "interval": 0.002, "domains": 7, "finish": True}
+            ],
             sinks=[sink(f"mqtt://127.0.0.1:{proxy.port}", keepalive=5)],
         )
         bridge = spawn(config)

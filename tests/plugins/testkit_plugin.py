@@ -13,6 +13,9 @@ import asyncio
 import json
 import os
 from collections.abc import Sequence
+from typing import Any
+
+import msgspec
 
 import virtbridge
 
@@ -24,12 +27,14 @@ class TickerConfig(virtbridge.PluginConfig, kw_only=True, forbid_unknown_fields=
     """Cycles to run; 0 = forever."""
     domains: int = 1
     """Domains to tick in turn (named ``<domain>``, ``<domain>-1``, ...)."""
+    finish: bool = False
+    """Whether a bridge whose sources are all finished tickers stops (as after replays)."""
 
 
 class TickerSource(virtbridge.Source):
     def __init__(self, config: TickerConfig) -> None:
         self.config = config
-        self.live = config.count == 0  # a bridge of counted tickers stops when they are done
+        self.live = not config.finish
 
     async def run(self, ctx: virtbridge.SourceContext) -> None:
         base = self.config.domain
@@ -91,6 +96,69 @@ def virtbridge_source_types() -> list[virtbridge.SourceType[TickerConfig]]:
     return [virtbridge.SourceType("ticker", TickerConfig, TickerSource, "test ticker")]
 
 
+class AckingConfig(virtbridge.SinkConfig, kw_only=True, forbid_unknown_fields=True):
+    """A sink whose broker acknowledges later: ``delay`` seconds after each batch."""
+
+    path: str
+    delay: float = 0.002
+    window: int = 64
+    batch_size: int = 8
+    fail_at: list[int] = msgspec.field(default_factory=list)
+    """Batches (counted from 1) at which the broker goes away: their acknowledgements fail,
+    and so do those of every batch after them until the worker hands over again."""
+    reject_kind: str = ""
+
+
+class AckingSink(virtbridge.Sink):
+    """Records every batch handed over (with the most records it ever had outstanding), and
+    what was acknowledged, in ``path`` (one JSON object per line)."""
+
+    def __init__(self, config: AckingConfig, ctx: virtbridge.SinkContext) -> None:
+        self.config = config
+        self.window = config.window
+        self.batch_size = config.batch_size
+        self.batches = 0
+        self.outstanding = 0
+        self.highest = 0
+        self.down = False
+
+    def _write(self, entry: dict[str, object]) -> None:
+        with open(self.config.path, "a") as stream:
+            stream.write(json.dumps(entry) + "\n")
+
+    async def publish(
+        self, records: Sequence[virtbridge.Record]
+    ) -> virtbridge.Acknowledgement | None:
+        self.batches += 1
+        number = self.batches
+        self.outstanding += len(records)
+        seqs = [record.seq for record in records]
+        if seqs[0] <= self.highest:
+            self.down = False  # handed over again: the broker is back
+        self.highest = max(self.highest, seqs[-1])
+        if number in self.config.fail_at:
+            self.down = True
+        down = self.down
+        self._write({"sent": seqs, "outstanding": self.outstanding})
+        refused = [r for r in records if r.event.kind.kind == self.config.reject_kind]
+
+        async def acknowledge() -> None:
+            try:
+                await asyncio.sleep(self.config.delay)
+                if down:
+                    raise ConnectionError(f"batch {number}: the broker went away")
+                if refused:
+                    raise virtbridge.Rejected(refused, "not welcome")
+                self._write({"acked": seqs})
+            finally:
+                self.outstanding -= len(records)
+
+        return asyncio.ensure_future(acknowledge())
+
+
 @virtbridge.hookimpl
-def virtbridge_sink_types() -> list[virtbridge.SinkType[SlowConfig]]:
-    return [virtbridge.SinkType("slow", SlowConfig, SlowSink, "test sink")]
+def virtbridge_sink_types() -> list[virtbridge.SinkType[Any]]:
+    return [
+        virtbridge.SinkType("slow", SlowConfig, SlowSink, "test sink"),
+        virtbridge.SinkType("acking", AckingConfig, AckingSink, "test sink, late acks"),
+    ]

@@ -28,7 +28,14 @@ import msgspec
 from virtbridge._model import Event
 from virtbridge._outbox import Outbox
 from virtbridge._outbox_codec import RecordCodec
-from virtbridge._outbox_store import Compaction, Pending, open_database, select, write
+from virtbridge._outbox_store import (
+    Compaction,
+    Pending,
+    checkpoint,
+    open_database,
+    select,
+    write,
+)
 from virtbridge._records import Record, record_id
 
 log = logging.getLogger("virtbridge.outbox")
@@ -38,6 +45,11 @@ READ_AHEAD = 4096
 """Events a sink behind the memory window reads from disk at a time."""
 COMPACT_EVERY = 0.5
 """Seconds between deletions of what every sink has (each costs a little; none is urgent)."""
+CHECKPOINT_EVERY = 1.0
+"""Seconds between checkpoints of the write-ahead log (on a thread of their own)."""
+INLINE_ROWS = 0
+"""Transactions of at most this many events are committed on the event loop itself; larger
+ones on the writer thread, where SQLite's work overlaps with the next batch's."""
 
 
 class SqliteOutbox(Outbox):
@@ -61,6 +73,12 @@ class SqliteOutbox(Outbox):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="virtbridge-outbox")
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="virtbridge-reader")
         self._read_db: sqlite3.Connection | None = None
+        self._checkpointer = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="virtbridge-checkpoint"
+        )
+        self._checkpoint_db: sqlite3.Connection | None = None
+        self._checkpointing: asyncio.Future[None] | None = None
+        self._checkpointed_at = 0.0
         self._readahead: list[Record] = []
         self._db: sqlite3.Connection | None = None
         self._bridge_id = ""
@@ -257,8 +275,16 @@ class SqliteOutbox(Outbox):
                 continue
             batch, self._pending = self._pending, Pending(self._pending.generation + 1)
             next_id, self._next_id_pending = self._next_id_pending, None
+            now = time.monotonic()
+            compact = now - self._compacted_at >= COMPACT_EVERY or self._closed
             try:
-                await self._run(self._commit, batch, next_id)
+                if len(batch.rows) <= INLINE_ROWS and not compact:
+                    # A small transaction takes tens of microseconds: a hand-off to the
+                    # writer thread and back (and the interpreter lock it waits for) would
+                    # cost more, and in the tail far more.
+                    self._commit(batch, next_id, compact)
+                else:
+                    await self._run(self._commit, batch, next_id, compact)
             except sqlite3.Error as exc:
                 self._failed(exc, batch)
                 await asyncio.sleep(backoff)
@@ -266,6 +292,7 @@ class SqliteOutbox(Outbox):
                 self._wake.set()
                 continue
             backoff = 0.1
+            self._maybe_checkpoint()
             if self.degraded:
                 log.warning("outbox %s is writable again: events are durable again", self.path)
                 self.degraded = False
@@ -280,6 +307,23 @@ class SqliteOutbox(Outbox):
             self._notify()
             if self._closed and not self._pending:
                 return
+
+    def _maybe_checkpoint(self) -> None:
+        now = time.monotonic()
+        busy = self._checkpointing is not None and not self._checkpointing.done()
+        if busy or now - self._checkpointed_at < CHECKPOINT_EVERY:
+            return
+        self._checkpointed_at = now
+        loop = asyncio.get_running_loop()
+        self._checkpointing = loop.run_in_executor(self._checkpointer, self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        try:
+            if self._checkpoint_db is None:
+                self._checkpoint_db = sqlite3.connect(self.path, check_same_thread=False)
+            checkpoint(self._checkpoint_db)
+        except sqlite3.Error as exc:  # the next one will try again; commits are unaffected
+            log.debug("outbox checkpoint failed: %s", exc)
 
     def _failed(self, exc: sqlite3.Error, batch: Pending) -> None:
         # Put the batch back in front of whatever came since, in order.
@@ -306,13 +350,12 @@ class SqliteOutbox(Outbox):
             self._committed.set()  # nobody waits on a disk that is full
             self._notify()
 
-    def _commit(self, batch: Pending, next_id: int | None) -> None:
+    def _commit(self, batch: Pending, next_id: int | None, compact: bool) -> None:
         assert self._db is not None
         rows = batch.rows
         compaction = None
-        now = time.monotonic()
-        if now - self._compacted_at >= COMPACT_EVERY or self._closed:
-            self._compacted_at = now
+        if compact:
+            self._compacted_at = time.monotonic()
             cursors = {**self._stored_cursors, **batch.cursors}
             for sink in batch.forget:
                 cursors.pop(sink, None)
@@ -392,6 +435,15 @@ class SqliteOutbox(Outbox):
         if self._db is not None:
             await self._run(self._db.close)
             self._db = None
+        if self._checkpointing is not None:
+            with contextlib.suppress(Exception):
+                await self._checkpointing
+        if self._checkpoint_db is not None:
+            checkpoint_db, self._checkpoint_db = self._checkpoint_db, None
+            await asyncio.get_running_loop().run_in_executor(
+                self._checkpointer, checkpoint_db.close
+            )
+        self._checkpointer.shutdown(wait=False)
         if self._read_db is not None:
             read_db, self._read_db = self._read_db, None
             await asyncio.get_running_loop().run_in_executor(self._reader, read_db.close)

@@ -96,9 +96,11 @@ class Handoff:
 class PublishFailed(Exception):
     """An acknowledgement failed: everything from the first unacknowledged record goes again."""
 
-    def __init__(self, cause: Exception) -> None:
+    def __init__(self, cause: Exception, *, dropped: bool = False) -> None:
         super().__init__(str(cause))
         self.cause = cause
+        self.dropped = dropped
+        """The failed batch was dropped (overflow = "drop-oldest"): go on at once."""
 
 
 @dataclass
@@ -137,7 +139,8 @@ class SinkWorker:
                 self.stats.retries += 1
                 self._failed("publish", failure.cause)
                 self._careful = True
-                await asyncio.sleep(self._backoff.next())
+                if not failure.dropped:
+                    await asyncio.sleep(self._backoff.next())
                 continue
             return  # the outbox closed and everything is delivered
 
@@ -225,12 +228,13 @@ class SinkWorker:
                     refused = {id(record) for record in exc.records}
                     records = [record for record in records if id(record) not in refused]
                 except Exception as exc:
-                    if not self._overflowing(records):
-                        if acknowledged > self.cursor:
-                            await self._commit(acknowledged)
-                        raise PublishFailed(exc) from exc
-                    self.stats.dropped += len(records)  # in flight, and among the oldest
-                    records = []
+                    dropped = self._overflowing(records)
+                    if dropped:  # in flight, and among the oldest: gone with drop-oldest
+                        self.stats.dropped += len(records)
+                        acknowledged = entry.last
+                    if acknowledged > self.cursor:
+                        await self._commit(acknowledged)
+                    raise PublishFailed(exc, dropped=dropped) from exc
             if records:
                 self.stats.delivered += len(records)
                 self.stats.batches += 1

@@ -41,6 +41,24 @@ def new_properties(packet: int = PacketTypes.PUBLISH) -> Properties:
     return Properties(packet)  # type: ignore[no-untyped-call]
 
 
+class PackedProperties(Properties):
+    """Properties that every message of a kind shares, packed once: paho packs the
+    properties of every publish again, and that costs more than the rest of the publish."""
+
+    def __init__(self, source: Properties) -> None:
+        super().__init__(source.packetType)  # type: ignore[no-untyped-call]
+        object.__setattr__(self, "_packed", source.pack())  # type: ignore[no-untyped-call]
+        object.__setattr__(self, "_text", str(source))
+
+    def pack(self) -> bytes:
+        packed: bytes = self._packed  # type: ignore[attr-defined]
+        return packed
+
+    def __str__(self) -> str:
+        text: str = self._text  # type: ignore[attr-defined]
+        return text
+
+
 class ConnectError(ConnectionError):
     """A connection attempt failed; the message says why and what to do."""
 
@@ -64,6 +82,78 @@ class _LastError(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         with contextlib.suppress(Exception):
             self.message = record.getMessage()
+
+
+class BufferedSocket:
+    """The socket as paho sees it once connected: reads and writes batched.
+
+    paho reads a packet in pieces (its first byte, its length, its body: three system calls
+    for every 4-byte acknowledgement) and writes every packet with a call of its own.  This
+    reads whatever the kernel holds in one call and hands paho the pieces from memory, and
+    gathers what paho writes during one turn of the event loop into one call.  Everything
+    else is the socket's own."""
+
+    READ = 262_144
+
+    def __init__(self, sock: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self._sock = sock
+        self._loop = loop
+        self._in = b""
+        self._at = 0
+        self._out = bytearray()
+        self._flushing = False
+        self.on_blocked: Callable[[], None] | None = None
+        """Called when the kernel takes less than we have: watch for writability."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+    def fileno(self) -> int:
+        return int(self._sock.fileno())
+
+    def recv(self, size: int) -> bytes:
+        if self._at >= len(self._in):
+            data = self._sock.recv(self.READ)  # BlockingIOError and the like go to paho
+            if not data:
+                return b""
+            self._in, self._at = data, 0
+        start = self._at
+        self._at = min(start + size, len(self._in))
+        return self._in[start : self._at]
+
+    def pending(self) -> int:
+        """Bytes read and not yet handed to paho (plus what TLS holds decrypted)."""
+        inner = getattr(self._sock, "pending", None)
+        return len(self._in) - self._at + (inner() if inner is not None else 0)
+
+    def send(self, data: bytes | bytearray) -> int:
+        self._out += data
+        if not self._flushing:
+            self._flushing = True
+            self._loop.call_soon(self.flush)
+        return len(data)
+
+    @property
+    def unsent(self) -> int:
+        return len(self._out)
+
+    def flush(self) -> None:
+        self._flushing = False
+        out = self._out
+        while out:
+            try:
+                sent = self._sock.send(out)
+            except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                if self.on_blocked is not None:
+                    self.on_blocked()
+                return
+            except OSError:
+                # paho learns of the broken connection from its next read.
+                out.clear()
+                with contextlib.suppress(OSError):
+                    self._sock.shutdown(socket.SHUT_RDWR)
+                return
+            del out[:sent]
 
 
 class Connection:
@@ -131,7 +221,7 @@ class Connection:
         paho_log.setLevel(logging.ERROR)
         paho_log.propagate = False
         paho_log.addHandler(self._paho_errors)
-        client.enable_logger(paho_log)
+        self._paho_log = paho_log
         # Our own window bounds what is outstanding; paho's would rescan its queue on every
         # acknowledgement, and its message ids wrap at 65,535.
         client.max_inflight_messages_set(0)
@@ -164,6 +254,8 @@ class Connection:
         self._loop = loop
         self._connack = loop.create_future()
         self._paho_errors.message = ""
+        # paho's log says why a TLS peer hung up; once connected it only costs time.
+        self.client.enable_logger(self._paho_log)
         properties = None
         if self.v5:
             properties = new_properties(PacketTypes.CONNECT)
@@ -206,6 +298,7 @@ class Connection:
         if refusal:
             self._drop()
             raise ConnectError(refusal)
+        self.client.disable_logger()
         self.connected = True
         self.connects += 1
         if self.error:
@@ -222,8 +315,13 @@ class Connection:
         loop, sock = self._loop, self.client.socket()
         if loop is None or sock is None:
             return
-        self._sock = sock
         _no_delay(sock)
+        if hasattr(self.client, "_sock"):  # paho 1.6-2.x keep their socket here
+            buffered = BufferedSocket(sock, loop)
+            buffered.on_blocked = self._blocked
+            self.client._sock = buffered
+            sock = buffered
+        self._sock = sock
         loop.add_reader(sock, self._readable)
         self._attached = True
         loop.add_writer(sock, self._writable)  # the CONNECT packet waits in paho's queue
@@ -386,8 +484,13 @@ class Connection:
             self._loop.add_writer(sock, self._writable)
 
     def _on_unregister_write(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
-        if self._attached and self._loop is not None:
+        if self._attached and self._loop is not None and not getattr(sock, "unsent", 0):
             self._loop.remove_writer(sock)
+
+    def _blocked(self) -> None:
+        """The kernel's buffer is full: write the rest when the socket can take it."""
+        if self._attached and self._loop is not None and self._sock is not None:
+            self._loop.add_writer(self._sock, self._writable)
 
     def _readable(self) -> None:
         client = self.client
@@ -402,7 +505,12 @@ class Connection:
             pending = getattr(sock, "pending", None)
 
     def _writable(self) -> None:
-        self.client.loop_write()
+        client, sock = self.client, self._sock
+        client.loop_write()
+        if isinstance(sock, BufferedSocket):
+            sock.flush()
+            if not sock.unsent and not client.want_write() and self._loop is not None:
+                self._loop.remove_writer(sock)
 
     async def _housekeeping(self) -> None:
         """Keepalive pings and their time-outs (paho's ``loop_misc``)."""

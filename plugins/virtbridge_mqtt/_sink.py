@@ -21,7 +21,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 import virtbridge
 
 from ._config import MqttConfig
-from ._connection import ConnectError, Connection, Will, new_properties
+from ._connection import ConnectError, Connection, PackedProperties, Will, new_properties
 from ._topics import OFFLINE, ONLINE, Layout
 
 CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
@@ -31,26 +31,26 @@ refusals for good."""
 
 
 class _Batch:
-    """The messages of one ``publish`` call and the future that completes when all are
-    acknowledged."""
+    """The messages of one ``publish`` call: it is acknowledged when the broker has
+    acknowledged each of its events and the states they set (published with a later flush
+    that may serve several batches)."""
 
-    __slots__ = ("future", "messages", "refused", "retry", "sealed")
+    __slots__ = ("future", "refused", "remaining", "retry")
 
-    def __init__(self, future: asyncio.Future[None]) -> None:
+    def __init__(self, future: asyncio.Future[None], remaining: int) -> None:
         self.future = future
-        self.messages: dict[int, virtbridge.Record | None] = {}
+        self.remaining = remaining
         self.refused: list[virtbridge.Record] = []
         self.retry = ""
-        self.sealed = False
 
-    def acked(self, mid: int, reason: ReasonCode | None) -> None:
-        record = self.messages.pop(mid, None)
+    def acked(self, record: virtbridge.Record | None, reason: ReasonCode | None) -> None:
         if reason is not None and reason.is_failure:
             if reason.value in TRANSIENT:
                 self.retry = reason.getName()
             elif record is not None:
                 self.refused.append(record)
-        if self.sealed and not self.messages:
+        self.remaining -= 1
+        if self.remaining == 0:
             self.finish()
 
     def finish(self) -> None:
@@ -64,6 +64,23 @@ class _Batch:
             )
         else:
             self.future.set_result(None)
+
+
+class _Flush:
+    """Retained states published together; the batches whose states they carry wait for
+    all of them."""
+
+    __slots__ = ("batches", "remaining")
+
+    def __init__(self) -> None:
+        self.batches: list[_Batch] = []
+        self.remaining = 0
+
+    def acked(self, record: virtbridge.Record | None, reason: ReasonCode | None) -> None:
+        self.remaining -= 1
+        if self.remaining == 0:
+            for batch in self.batches:
+                batch.acked(None, None)
 
 
 class MqttSink(virtbridge.Sink):
@@ -80,7 +97,11 @@ class MqttSink(virtbridge.Sink):
         self.conn.on_connected = self._connected
         self.conn.on_acked = self._acked
         self.conn.on_message = self._message
-        self._pending: dict[int, _Batch] = {}
+        self._pending: dict[int, tuple[_Batch | _Flush, virtbridge.Record | None]] = {}
+        """Message id → what waits for its acknowledgement."""
+        self._dirty: dict[str, virtbridge.DomainStatus | None] = {}
+        self._waiting: list[_Batch] = []
+        self._flush_scheduled = False
         self.states: dict[str, virtbridge.DomainStatus] = {}
         """The newest state published for each domain (sent again if the broker lost it)."""
         self.discovered: set[str] = set()
@@ -115,7 +136,7 @@ class MqttSink(virtbridge.Sink):
         properties.PayloadFormatIndicator = 1
         if self.config.message_expiry:
             properties.MessageExpiryInterval = self.config.message_expiry
-        return properties
+        return PackedProperties(properties)
 
     def _json_properties(self) -> Properties | None:
         if not self.v5:
@@ -123,7 +144,7 @@ class MqttSink(virtbridge.Sink):
         properties = new_properties()
         properties.ContentType = "application/json"
         properties.PayloadFormatIndicator = 1
-        return properties
+        return PackedProperties(properties)
 
     # -- the Sink interface ---------------------------------------------------------------------
 
@@ -136,33 +157,47 @@ class MqttSink(virtbridge.Sink):
         conn = self.conn
         if not conn.connected:
             await conn.wait_up()
-        batch = _Batch(asyncio.get_running_loop().create_future())
-        messages, pending = batch.messages, self._pending
+        wait = self.qos > 0
+        batch = _Batch(asyncio.get_running_loop().create_future(), len(records))
+        pending = self._pending
         publish, qos, layout, ctx = conn.publish, self.qos, self.layout, self.ctx
-        changed: dict[str, virtbridge.DomainStatus | None] = {}
+        dirty = self._dirty
         for record in records:
             event = record.event
             name = event.domain.name
             topic = ctx.topic(record, layout.event(name, event.kind.kind))
             payload, properties = self._payload(record)
             mid = publish(topic, payload, qos, False, properties)
-            messages[mid] = record
-            pending[mid] = batch
+            if wait:
+                pending[mid] = (batch, record)
             if self.config.retain_state:
-                changed[name] = self._status(record)
-        for name, status in changed.items():
-            for mid in self._state(name, status):
-                messages[mid] = None
-                pending[mid] = batch
+                dirty[name] = self._status(record)
         self.published += len(records)
-        if qos == 0:  # at most once: nothing comes back to wait for
-            for mid in messages:
-                pending.pop(mid, None)
+        if self.config.retain_state:
+            # States go out once per turn of the event loop: a burst of batches shares one
+            # flush, and a domain whose state changed many times in it is published once.
+            batch.remaining += 1
+            self._waiting.append(batch)
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                asyncio.get_running_loop().call_soon(self._flush)
+        if not wait:  # at most once: nothing comes back to wait for
             return None
-        batch.sealed = True
-        if not messages:
-            batch.finish()
         return batch.future
+
+    def _flush(self) -> None:
+        """Publish the states that changed since the last flush."""
+        self._flush_scheduled = False
+        flush = _Flush()
+        flush.batches, self._waiting = self._waiting, []
+        dirty, self._dirty = self._dirty, {}
+        for name, status in dirty.items():
+            for mid in self._state(name, status):
+                self._pending[mid] = (flush, None)
+                flush.remaining += 1
+        if flush.remaining == 0:
+            for batch in flush.batches:
+                batch.acked(None, None)
 
     def _payload(self, record: virtbridge.Record) -> tuple[bytes, Properties | None]:
         envelope = self.ctx.cloudevent(record)
@@ -237,9 +272,9 @@ class MqttSink(virtbridge.Sink):
                 self._discovery(name, self.states[name].uuid if name in self.states else None)
 
     def _acked(self, mid: int, reason: ReasonCode | None) -> None:
-        batch = self._pending.pop(mid, None)
-        if batch is not None:
-            batch.acked(mid, reason)
+        waiting = self._pending.pop(mid, None)
+        if waiting is not None:
+            waiting[0].acked(waiting[1], reason)
 
     def _message(self, message: Any) -> None:
         if message.topic == self.layout.ha_birth and message.payload == ONLINE:
@@ -248,20 +283,21 @@ class MqttSink(virtbridge.Sink):
 
     async def close(self) -> None:
         conn = self.conn
+        if self._flush_scheduled:
+            self._flush()
         if conn.connected:
             # A clean disconnect sends no last will: leave "offline" ourselves.
             done = asyncio.get_running_loop().create_future()
-            mid = conn.publish(self.layout.status, OFFLINE, 1, True)
-            waiting = _Batch(done)
-            waiting.messages[mid] = None
-            waiting.sealed = True
-            self._pending[mid] = waiting
+            self._pending[conn.publish(self.layout.status, OFFLINE, 1, True)] = (
+                _Batch(done, 1),
+                None,
+            )
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(done, 2.0)
         await conn.close()
-        for batch in set(self._pending.values()):
-            if not batch.future.done():
-                batch.future.cancel()
+        for waiting, _ in self._pending.values():
+            if isinstance(waiting, _Batch) and not waiting.future.done():
+                waiting.future.cancel()
         self._pending.clear()
 
     async def check(self) -> str:

@@ -55,6 +55,10 @@ class Outbox(ABC):
     async def flush(self) -> None:
         """Wait until everything appended so far is stored."""
 
+    def store_now(self) -> None:
+        """Store what was appended now, if that is cheap (called once a signal's events and
+        the engine's records are all handed over)."""
+
     @abstractmethod
     async def read(self, after: int, limit: int) -> list[Record]:
         """Up to ``limit`` stored records with ``seq > after``, in order."""

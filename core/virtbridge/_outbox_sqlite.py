@@ -47,7 +47,9 @@ COMPACT_EVERY = 0.5
 """Seconds between deletions of what every sink has (each costs a little; none is urgent)."""
 CHECKPOINT_EVERY = 1.0
 """Seconds between checkpoints of the write-ahead log (on a thread of their own)."""
-INLINE_ROWS = 0
+INLINE_ROWS = 8
+CURSOR_DELAY = 0.002
+"""Seconds a sink's new cursor may wait to be stored with the next events."""
 """Transactions of at most this many events are committed on the event loop itself; larger
 ones on the writer thread, where SQLite's work overlaps with the next batch's."""
 
@@ -93,6 +95,9 @@ class SqliteOutbox(Outbox):
         self._pending = Pending(1)
         self._committed_generation = 0
         self._next_id_pending: int | None = None
+        self._next_id_saved = 0
+        self._wake_later: asyncio.TimerHandle | None = None
+        self._writing = False
         self._first_stored = 0
         self._compacted_at = 0.0
         self._wake = asyncio.Event()
@@ -118,7 +123,7 @@ class SqliteOutbox(Outbox):
         db, stored = open_database(self.path, self.synchronous)
         self._db = db
         self._bridge_id = stored.bridge_id
-        self.saved_next_id = stored.next_id
+        self.saved_next_id = self._next_id_saved = stored.next_id
         self._last = self._durable = stored.last_seq
         self._cursors = dict(stored.cursors)
         self._stored_cursors = dict(stored.cursors)
@@ -179,7 +184,13 @@ class SqliteOutbox(Outbox):
         self._pending.domains[name] = None if record is None else self._json.encode(record).decode()
 
     def save_next_id(self, next_id: int) -> None:
-        self._next_id_pending = next_id
+        if next_id != self._next_id_saved:
+            self._next_id_saved = next_id
+            self._next_id_pending = next_id
+
+    def _woken(self) -> None:
+        self._wake_later = None
+        self._wake.set()
 
     def position(self, source: str) -> str | None:
         return self._positions.get(source)
@@ -245,7 +256,12 @@ class SqliteOutbox(Outbox):
             return
         self._cursors[sink] = seq
         self._pending.cursors[sink] = seq
-        self._wake.set()
+        if self._pending.records:
+            self._wake.set()
+        elif self._wake_later is None:
+            # A cursor alone can wait a moment for the next events' transaction, instead of
+            # costing one of its own per acknowledgement.
+            self._wake_later = asyncio.get_running_loop().call_later(CURSOR_DELAY, self._woken)
         # Durable before the next batch goes out: a crash repeats at most this batch.
         wanted = self._pending.generation
         while self._committed_generation < wanted and not self._closed and not self.degraded:
@@ -273,18 +289,19 @@ class SqliteOutbox(Outbox):
                 if self._closed:
                     return
                 continue
-            batch, self._pending = self._pending, Pending(self._pending.generation + 1)
-            next_id, self._next_id_pending = self._next_id_pending, None
-            now = time.monotonic()
-            compact = now - self._compacted_at >= COMPACT_EVERY or self._closed
+            batch, next_id, compact = self._take()
             try:
-                if len(batch.rows) <= INLINE_ROWS and not compact:
+                if self._small(batch, compact):
                     # A small transaction takes tens of microseconds: a hand-off to the
                     # writer thread and back (and the interpreter lock it waits for) would
                     # cost more, and in the tail far more.
                     self._commit(batch, next_id, compact)
                 else:
-                    await self._run(self._commit, batch, next_id, compact)
+                    self._writing = True
+                    try:
+                        await self._run(self._commit, batch, next_id, compact)
+                    finally:
+                        self._writing = False
             except sqlite3.Error as exc:
                 self._failed(exc, batch)
                 await asyncio.sleep(backoff)
@@ -292,21 +309,54 @@ class SqliteOutbox(Outbox):
                 self._wake.set()
                 continue
             backoff = 0.1
-            self._maybe_checkpoint()
-            if self.degraded:
-                log.warning("outbox %s is writable again: events are durable again", self.path)
-                self.degraded = False
-                self.error = ""
-            self._stored_cursors.update(batch.cursors)
-            for sink in batch.forget:
-                self._stored_cursors.pop(sink, None)
-            if batch.records:
-                self._durable = batch.records[-1].seq
-            self._committed_generation = batch.generation
-            self._committed.set()
-            self._notify()
+            self._stored(batch)
             if self._closed and not self._pending:
                 return
+
+    def store_now(self) -> None:
+        """Store what is pending at once, on the loop, if it is small and nothing else is
+        being written: a lone event is then durable (and on its way to the sinks) before the
+        turn of the loop that produced it ends, instead of a turn later."""
+        pending = self._pending
+        if self._writing or self.degraded or not pending.records:
+            return
+        if len(pending.rows) > INLINE_ROWS or self._compaction_due():
+            return
+        batch, next_id, compact = self._take()
+        try:
+            self._commit(batch, next_id, compact)
+        except sqlite3.Error as exc:
+            self._failed(exc, batch)
+            self._wake.set()  # the write loop retries, with backoff
+            return
+        self._stored(batch)
+
+    def _compaction_due(self) -> bool:
+        return time.monotonic() - self._compacted_at >= COMPACT_EVERY or self._closed
+
+    def _small(self, batch: Pending, compact: bool) -> bool:
+        return len(batch.rows) <= INLINE_ROWS and not compact and self.synchronous != "FULL"
+
+    def _take(self) -> tuple[Pending, int | None, bool]:
+        batch, self._pending = self._pending, Pending(self._pending.generation + 1)
+        next_id, self._next_id_pending = self._next_id_pending, None
+        return batch, next_id, self._compaction_due()
+
+    def _stored(self, batch: Pending) -> None:
+        """What follows a committed transaction."""
+        self._maybe_checkpoint()
+        if self.degraded:
+            log.warning("outbox %s is writable again: events are durable again", self.path)
+            self.degraded = False
+            self.error = ""
+        self._stored_cursors.update(batch.cursors)
+        for sink in batch.forget:
+            self._stored_cursors.pop(sink, None)
+        if batch.records:
+            self._durable = batch.records[-1].seq
+        self._committed_generation = batch.generation
+        self._committed.set()
+        self._notify()
 
     def _maybe_checkpoint(self) -> None:
         now = time.monotonic()
@@ -427,6 +477,9 @@ class SqliteOutbox(Outbox):
 
     async def close(self) -> None:
         self._closed = True
+        if self._wake_later is not None:
+            self._wake_later.cancel()
+            self._wake_later = None
         self._wake.set()
         if self._writer is not None:
             with contextlib.suppress(Exception):

@@ -126,6 +126,7 @@ class Bridge:
         if outbox.backlog > STORE_BACKLOG:
             await outbox.flush()
         else:
+            outbox.store_now()
             await asyncio.sleep(0)
 
     def _apply(self, signal: Signal, runner: SourceRunner | None) -> Outcome:

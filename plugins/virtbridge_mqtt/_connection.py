@@ -398,6 +398,11 @@ class Connection:
         """Queue one message; returns its packet id (acknowledged through ``on_acked``)."""
         return self.client.publish(topic, payload, qos, retain, properties).mid
 
+    def write_now(self) -> None:
+        """Send what paho queued without waiting for the next turn of the loop."""
+        if self._attached:
+            self._writable()
+
     def subscribe(self, topics: list[tuple[str, int]]) -> None:
         self.client.subscribe(topics)
 

@@ -25,6 +25,8 @@ from ._connection import ConnectError, Connection, PackedProperties, Will, new_p
 from ._topics import OFFLINE, ONLINE, Layout
 
 CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
+STATE_DELAY = 0.002
+"""Seconds the retained states of a burst wait to be published together."""
 TRANSIENT = {0x97, 0x91}
 """PUBACK reasons worth another try (quota exceeded, packet id in use); other failures are
 refusals for good."""
@@ -173,14 +175,16 @@ class MqttSink(virtbridge.Sink):
             if self.config.retain_state:
                 dirty[name] = self._status(record)
         self.published += len(records)
+        conn.write_now()
         if self.config.retain_state:
-            # States go out once per turn of the event loop: a burst of batches shares one
-            # flush, and a domain whose state changed many times in it is published once.
+            # States go out a moment later, together: a burst of batches shares one flush,
+            # a domain whose state changed many times in it is published once, and the
+            # events themselves never wait behind a state.
             batch.remaining += 1
             self._waiting.append(batch)
             if not self._flush_scheduled:
                 self._flush_scheduled = True
-                asyncio.get_running_loop().call_soon(self._flush)
+                asyncio.get_running_loop().call_later(STATE_DELAY, self._flush)
         if not wait:  # at most once: nothing comes back to wait for
             return None
         return batch.future

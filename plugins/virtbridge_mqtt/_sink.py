@@ -101,7 +101,10 @@ class MqttSink(virtbridge.Sink):
         self.conn.on_message = self._message
         self._pending: dict[int, tuple[_Batch | _Flush, virtbridge.Record | None]] = {}
         """Message id → what waits for its acknowledgement."""
-        self._dirty: dict[str, virtbridge.DomainStatus | None] = {}
+        self._dirty: dict[str, virtbridge.Record] = {}
+        """Domains whose state changed since the last flush → the event that changed it."""
+        self._seen: dict[str, tuple[object, ...]] = {}
+        """Each domain's state as of the newest event handed over."""
         self._waiting: list[_Batch] = []
         self._flush_scheduled = False
         self.states: dict[str, virtbridge.DomainStatus] = {}
@@ -163,7 +166,7 @@ class MqttSink(virtbridge.Sink):
         batch = _Batch(asyncio.get_running_loop().create_future(), len(records))
         pending = self._pending
         publish, qos, layout, ctx = conn.publish, self.qos, self.layout, self.ctx
-        dirty = self._dirty
+        dirty, seen = self._dirty, self._seen
         for record in records:
             event = record.event
             name = event.domain.name
@@ -173,7 +176,10 @@ class MqttSink(virtbridge.Sink):
             if wait:
                 pending[mid] = (batch, record)
             if self.config.retain_state:
-                dirty[name] = self._status(record)
+                key = (event.state, event.reason, event.domain.id, event.domain.uuid)
+                if seen.get(name) != key:  # this event set a new state
+                    seen[name] = key
+                    dirty[name] = record
         self.published += len(records)
         conn.write_now()
         if self.config.retain_state:
@@ -195,8 +201,8 @@ class MqttSink(virtbridge.Sink):
         flush = _Flush()
         flush.batches, self._waiting = self._waiting, []
         dirty, self._dirty = self._dirty, {}
-        for name, status in dirty.items():
-            for mid in self._state(name, status):
+        for name, record in dirty.items():
+            for mid in self._state(name, self._status(record)):
                 self._pending[mid] = (flush, None)
                 flush.remaining += 1
         if flush.remaining == 0:
@@ -220,6 +226,7 @@ class MqttSink(virtbridge.Sink):
         """The domain's new state, or None when the event undefined it."""
         life = record.event.lifecycle
         if life is not None and life.event is virtbridge.EventType.UNDEFINED:
+            self._seen.pop(record.event.domain.name, None)
             return None
         return virtbridge.DomainStatus.of(
             record.event, host=self.ctx.host, event_id=record.id, sequence=record.seq

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import virtbridge
@@ -50,6 +50,7 @@ class Layout:
     prefix: str
     host: str
     ha_prefix: str = "homeassistant"
+    _topics: dict[tuple[str, str], str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def base(self) -> str:
@@ -63,7 +64,13 @@ class Layout:
         return f"{self.base}/domain/{virtbridge.escape_token(name)}"
 
     def event(self, name: str, kind: str) -> str:
-        return f"{self.domain(name)}/{kind}"
+        topics = self._topics
+        topic = topics.get((name, kind))
+        if topic is None:
+            if len(topics) > 65_536:  # a bound, not a policy: names come and go
+                topics.clear()
+            topic = topics[(name, kind)] = f"{self.domain(name)}/{kind}"
+        return topic
 
     def state(self, name: str) -> str:
         return f"{self.domain(name)}/{STATE}"

@@ -330,6 +330,10 @@ def cmd_plugins(args: argparse.Namespace) -> int:
                     if owner == name:
                         extra = f" (needs virtbridge[{factory.extra}])" if factory.extra else ""
                         print(f"  {kind} type {type_name!r}: {factory.description}{extra}")
+        for scheme, offers in sorted(config.hooks.tail_types().items()):
+            for owner, feed in offers:
+                if owner == name:
+                    print(f"  tail feed '{scheme}://': {feed.description}")
     for name, error in sorted(config.plugins.broken.items()):
         print(f"{name}: FAILED TO LOAD: {error}")
     return 0

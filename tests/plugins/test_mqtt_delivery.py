@@ -168,7 +168,7 @@ def test_a_killed_bridge_loses_nothing(tmp_path: Path) -> None:
             state_dir=tmp_path / "state",
             host="hv01",
             sources=[{"type": "replay", "path": str(trace), "progress": False}],
-            sinks=[sink(broker.url())],
+            sinks=[sink(broker.url(), protocol="3.1.1")],
         )
         kills = 0
         for pause in (0.8, 1.4):

@@ -6,6 +6,7 @@ underscore is private.
 
 from __future__ import annotations
 
+from virtbridge._bus import Acks, DomainStates, follow
 from virtbridge._config_values import ConfigError
 from virtbridge._engine import DomainView, Engine, Outcome
 from virtbridge._engine_actions import (
@@ -134,6 +135,7 @@ __version__ = "0.1.0"
 __all__ = [
     "PAYLOAD_TYPES",
     "Acknowledgement",
+    "Acks",
     "Action",
     "AgentLifecycle",
     "AgentReason",
@@ -154,6 +156,7 @@ __all__ = [
     "DiskChangeReason",
     "DomainRef",
     "DomainState",
+    "DomainStates",
     "DomainStatus",
     "DomainView",
     "Empty",
@@ -245,6 +248,7 @@ __all__ = [
     "escape_token",
     "event_from_data",
     "event_to_data",
+    "follow",
     "hookimpl",
     "parse_trace_line",
     "signal_to_object",

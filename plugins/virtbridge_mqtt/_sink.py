@@ -32,59 +32,6 @@ TRANSIENT = {0x97, 0x91}
 refusals for good."""
 
 
-class _Batch:
-    """The messages of one ``publish`` call: it is acknowledged when the broker has
-    acknowledged each of its events and the states they set (published with a later flush
-    that may serve several batches)."""
-
-    __slots__ = ("future", "refused", "remaining", "retry")
-
-    def __init__(self, future: asyncio.Future[None], remaining: int) -> None:
-        self.future = future
-        self.remaining = remaining
-        self.refused: list[virtbridge.Record] = []
-        self.retry = ""
-
-    def acked(self, record: virtbridge.Record | None, reason: ReasonCode | None) -> None:
-        if reason is not None and reason.is_failure:
-            if reason.value in TRANSIENT:
-                self.retry = reason.getName()
-            elif record is not None:
-                self.refused.append(record)
-        self.remaining -= 1
-        if self.remaining == 0:
-            self.finish()
-
-    def finish(self) -> None:
-        if self.future.done():
-            return
-        if self.retry:
-            self.future.set_exception(ConnectionError(f"the broker said: {self.retry}"))
-        elif self.refused:
-            self.future.set_exception(
-                virtbridge.Rejected(self.refused, "the broker refused to accept them")
-            )
-        else:
-            self.future.set_result(None)
-
-
-class _Flush:
-    """Retained states published together; the batches whose states they carry wait for
-    all of them."""
-
-    __slots__ = ("batches", "remaining")
-
-    def __init__(self) -> None:
-        self.batches: list[_Batch] = []
-        self.remaining = 0
-
-    def acked(self, record: virtbridge.Record | None, reason: ReasonCode | None) -> None:
-        self.remaining -= 1
-        if self.remaining == 0:
-            for batch in self.batches:
-                batch.acked(None, None)
-
-
 class MqttSink(virtbridge.Sink):
     def __init__(self, config: MqttConfig, ctx: virtbridge.SinkContext) -> None:
         self.config = config
@@ -99,16 +46,12 @@ class MqttSink(virtbridge.Sink):
         self.conn.on_connected = self._connected
         self.conn.on_acked = self._acked
         self.conn.on_message = self._message
-        self._pending: dict[int, tuple[_Batch | _Flush, virtbridge.Record | None]] = {}
+        self._pending: dict[int, tuple[virtbridge.Acks, virtbridge.Record | None]] = {}
         """Message id → what waits for its acknowledgement."""
-        self._dirty: dict[str, virtbridge.Record] = {}
-        """Domains whose state changed since the last flush → the event that changed it."""
-        self._seen: dict[str, tuple[object, ...]] = {}
-        """Each domain's state as of the newest event handed over."""
-        self._waiting: list[_Batch] = []
+        self.states = virtbridge.DomainStates(ctx.host)
+        self._waiting: list[virtbridge.Acks] = []
+        """Batches whose states wait for the next flush."""
         self._flush_scheduled = False
-        self.states: dict[str, virtbridge.DomainStatus] = {}
-        """The newest state published for each domain (sent again if the broker lost it)."""
         self.discovered: set[str] = set()
         self._encode = msgspec.json.Encoder().encode
         self._properties = self._event_properties()
@@ -163,51 +106,42 @@ class MqttSink(virtbridge.Sink):
         if not conn.connected:
             await conn.wait_up()
         wait = self.qos > 0
-        batch = _Batch(asyncio.get_running_loop().create_future(), len(records))
+        acks = virtbridge.Acks()
         pending = self._pending
         publish, qos, layout, ctx = conn.publish, self.qos, self.layout, self.ctx
-        dirty, seen = self._dirty, self._seen
         for record in records:
             event = record.event
-            name = event.domain.name
-            topic = ctx.topic(record, layout.event(name, event.kind.kind))
+            topic = ctx.topic(record, layout.event(event.domain.name, event.kind.kind))
             payload, properties = self._payload(record)
             mid = publish(topic, payload, qos, False, properties)
             if wait:
-                pending[mid] = (batch, record)
-            if self.config.retain_state:
-                key = (event.state, event.reason, event.domain.id, event.domain.uuid)
-                if seen.get(name) != key:  # this event set a new state
-                    seen[name] = key
-                    dirty[name] = record
-        self.published += len(records)
+                acks.expect()
+                pending[mid] = (acks, record)
         conn.write_now()
-        if self.config.retain_state:
+        if self.config.retain_state and self.states.note(records):
             # States go out a moment later, together: a burst of batches shares one flush,
             # a domain whose state changed many times in it is published once, and the
             # events themselves never wait behind a state.
-            batch.remaining += 1
-            self._waiting.append(batch)
+            acks.expect()
+            self._waiting.append(acks)
             if not self._flush_scheduled:
                 self._flush_scheduled = True
                 asyncio.get_running_loop().call_later(STATE_DELAY, self._flush)
         if not wait:  # at most once: nothing comes back to wait for
             return None
-        return batch.future
+        return acks.seal()
 
     def _flush(self) -> None:
-        """Publish the states that changed since the last flush."""
+        """Publish the states that changed since the last flush; the batches that changed
+        them are acknowledged when these are."""
         self._flush_scheduled = False
-        flush = _Flush()
-        flush.batches, self._waiting = self._waiting, []
-        dirty, self._dirty = self._dirty, {}
-        for name, record in dirty.items():
-            for mid in self._state(name, self._status(record)):
+        waiting, self._waiting = self._waiting, []
+        flush = virtbridge.Acks()
+        for name, status in self.states.changes().items():
+            for mid in self._state(name, status):
+                flush.expect()
                 self._pending[mid] = (flush, None)
-                flush.remaining += 1
-        if flush.remaining == 0:
-            for batch in flush.batches:
-                batch.acked(None, None)
+        virtbridge.follow(flush.seal(), waiting)
 
     def _payload(self, record: virtbridge.Record) -> tuple[bytes, Properties | None]:
         envelope = self.ctx.cloudevent(record)
@@ -222,30 +156,16 @@ class MqttSink(virtbridge.Sink):
             properties.MessageExpiryInterval = self.config.message_expiry
         return self._encode(data), properties
 
-    def _status(self, record: virtbridge.Record) -> virtbridge.DomainStatus | None:
-        """The domain's new state, or None when the event undefined it."""
-        life = record.event.lifecycle
-        if life is not None and life.event is virtbridge.EventType.UNDEFINED:
-            self._seen.pop(record.event.domain.name, None)
-            return None
-        return virtbridge.DomainStatus.of(
-            record.event, host=self.ctx.host, event_id=record.id, sequence=record.seq
-        )
-
     def _state(self, name: str, status: virtbridge.DomainStatus | None) -> list[int]:
         """Publish a changed state (and discovery for a new domain); returns the ids."""
         layout, publish, qos = self.layout, self.conn.publish, max(self.qos, 1)
         mids = []
         if status is None:  # undefined: clear what any run of ours left retained
-            self.states.pop(name, None)
             mids.append(publish(layout.state(name), b"", qos, True))
             if self.config.homeassistant:
                 self.discovered.discard(name)
                 mids.append(publish(layout.ha_config(name), b"", qos, True))
             return mids
-        if status.same_state(self.states.get(name)):
-            return []
-        self.states[name] = status
         mids.append(
             publish(layout.state(name), self._encode(status), qos, True, self._state_properties)
         )
@@ -270,7 +190,8 @@ class MqttSink(virtbridge.Sink):
             conn.subscribe([(layout.ha_birth, 1)])
         if session_present:
             return
-        for name, status in self.states.items():
+        current = self.states.current
+        for name, status in current.items():
             conn.publish(
                 layout.state(name),
                 self._encode(status),
@@ -280,17 +201,26 @@ class MqttSink(virtbridge.Sink):
             )
         if self.config.homeassistant:
             for name in self.discovered:
-                self._discovery(name, self.states[name].uuid if name in self.states else None)
+                self._discovery(name, current[name].uuid if name in current else None)
 
     def _acked(self, mid: int, reason: ReasonCode | None) -> None:
         waiting = self._pending.pop(mid, None)
-        if waiting is not None:
-            waiting[0].acked(waiting[1], reason)
+        if waiting is None:
+            return
+        acks, record = waiting
+        if reason is None or not reason.is_failure:
+            acks.ok()
+        elif reason.value in TRANSIENT:
+            self.states.forget()  # the batch goes again, and its states with it
+            acks.failed(ConnectionError(f"the broker said: {reason.getName()}"))
+        else:
+            acks.refused(record)
 
     def _message(self, message: Any) -> None:
         if message.topic == self.layout.ha_birth and message.payload == ONLINE:
+            current = self.states.current
             for name in self.discovered:  # Home Assistant restarted: announce again
-                self._discovery(name, self.states[name].uuid if name in self.states else None)
+                self._discovery(name, current[name].uuid if name in current else None)
 
     async def close(self) -> None:
         conn = self.conn
@@ -298,17 +228,16 @@ class MqttSink(virtbridge.Sink):
             self._flush()
         if conn.connected:
             # A clean disconnect sends no last will: leave "offline" ourselves.
-            done = asyncio.get_running_loop().create_future()
-            self._pending[conn.publish(self.layout.status, OFFLINE, 1, True)] = (
-                _Batch(done, 1),
-                None,
-            )
+            offline = virtbridge.Acks()
+            offline.expect()
+            self._pending[conn.publish(self.layout.status, OFFLINE, 1, True)] = (offline, None)
+            conn.write_now()
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(done, 2.0)
+                await asyncio.wait_for(offline.seal(), 2.0)
         await conn.close()
-        for waiting, _ in self._pending.values():
-            if isinstance(waiting, _Batch) and not waiting.future.done():
-                waiting.future.cancel()
+        for acks, _ in self._pending.values():
+            if not acks.future.done():
+                acks.future.cancel()
         self._pending.clear()
 
     async def check(self) -> str:
@@ -331,7 +260,7 @@ class MqttSink(virtbridge.Sink):
             "broker": conn.endpoint.address,
             "unacknowledged": len(self._pending),
             "reconnects": conn.disconnects,
-            "domains": len(self.states),
+            "domains": len(self.states.current),
         }
         if not conn.connected and conn.error:
             figures["last_error"] = conn.error

@@ -44,6 +44,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         help="event-test.py (default), event-test.c, virsh event, or the CloudEvents as JSON",
     )
     tail.add_argument("--stream", help="JetStream stream to read (NATS; default: none)")
+    tail.add_argument("--bucket", help="key-value bucket with the states (NATS)")
     since = tail.add_mutually_exclusive_group()
     since.add_argument("--since", metavar="TIME", help="events since this RFC 3339 time")
     since.add_argument("--all", action="store_true", help="every event the bus still keeps")
@@ -74,6 +75,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
         states=not args.no_states,
         since=since,
         stream=args.stream,
+        bucket=args.bucket,
         prefix=args.prefix,
         username=args.user,
         password=os.environ.get("VIRTBRIDGE_PASSWORD", ""),

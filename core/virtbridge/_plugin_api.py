@@ -240,6 +240,8 @@ class TailOptions(msgspec.Struct, kw_only=True, frozen=True):
     oldest kept), or an RFC 3339 time."""
     stream: str | None = None
     """The JetStream stream to read (NATS); None: a plain subscription."""
+    bucket: str | None = None
+    """The key-value bucket with the states (NATS); None: the feed's default."""
     prefix: str | None = None
     """Topic/subject prefix (None: the feed's default or the URL's path)."""
     username: str = ""

@@ -123,6 +123,9 @@ class Connection:
     def connected(self) -> bool:
         return self.nc is not None and self.nc.is_connected
 
+    def addresses(self) -> str:
+        return addresses(self.servers)
+
     @property
     def buffered(self) -> int:
         """Bytes waiting in the client's reconnect buffer."""

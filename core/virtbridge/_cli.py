@@ -230,6 +230,13 @@ def setup_logging(verbose: int, quiet: int) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("asyncio").addFilter(_asyncio_noise)
+
+
+def _asyncio_noise(record: logging.LogRecord) -> bool:
+    """asyncio's remark about TLS streams closing (harmless, and about client libraries'
+    internals) is not for users."""
+    return "eof_received() has no effect when using ssl" not in record.getMessage()
 
 
 def load_config(args: argparse.Namespace, data: dict[str, Any] | None = None) -> Config:

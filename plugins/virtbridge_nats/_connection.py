@@ -28,6 +28,16 @@ from nats.aio.client import Client
 AUTH_ERRORS = ("authorization violation", "authentication", "user authentication expired")
 
 
+def _telling(exc: BaseException | None) -> bool:
+    """Whether an error says why a connection failed (rather than how it ended)."""
+    if exc is None:
+        return False
+    text = str(exc).lower()
+    return isinstance(exc, (ssl.SSLError, nats.errors.AuthorizationError)) or any(
+        marker in text for marker in AUTH_ERRORS
+    )
+
+
 class ConnectError(ConnectionError):
     """The connection failed; the message says why and what to do."""
 
@@ -116,6 +126,7 @@ class Connection:
         self.disconnects = 0
         self.on_disconnected: Callable[[], None] | None = None
         self._last_exc: BaseException | None = None
+        self._last_server = ""
         self._up = asyncio.Event()
         self._closing = False
 
@@ -151,6 +162,7 @@ class Connection:
         }
         if self.tls is not None:
             options["tls"] = self.tls
+        self._last_exc = None
         client = Client()
         attempt = asyncio.ensure_future(client.connect(**options))
         try:
@@ -166,6 +178,7 @@ class Connection:
                 cause = exc
             raise ConnectError(explain(cause, self.servers)) from None
         self.nc = client
+        self._server()
         if self.error:
             self.logger.info("NATS: connected to %s again", self._server())
         self.error = ""
@@ -173,11 +186,12 @@ class Connection:
         return client
 
     def _server(self) -> str:
+        """The server the client is (or was last) connected to."""
         nc = self.nc
         current = getattr(nc, "connected_url", None) if nc is not None else None
         if current is not None:
-            return f"{current.hostname}:{current.port}"
-        return addresses(self.servers)
+            self._last_server = f"{current.hostname}:{current.port}"
+        return self._last_server or addresses(self.servers)
 
     async def wait_up(self) -> None:
         while not self.connected:
@@ -196,9 +210,15 @@ class Connection:
 
     async def _on_error(self, exc: Exception) -> None:
         with contextlib.suppress(Exception):
-            self._last_exc = exc
-            if self.nc is not None and not self._closing:
+            # A refused login or a TLS failure says more than the broken pipe that follows.
+            if not (_telling(self._last_exc) and not _telling(exc)):
+                self._last_exc = exc
+            if self.nc is None or self._closing:
+                return  # the first connection reports its own failure
+            if isinstance(exc, (ConnectionRefusedError, ssl.SSLError)) or not self.connected:
                 self._failed(explain(exc, self.servers))
+            else:
+                self._failed(f"{self._server()}: {exc or type(exc).__name__}")
 
     async def _on_disconnected(self) -> None:
         with contextlib.suppress(Exception):

@@ -321,3 +321,151 @@ def proxied(port: int) -> Iterator[Proxy]:
         yield proxy
     finally:
         proxy.close()
+
+
+NATS_SERVER = ("nats-server", "/usr/sbin/nats-server")
+
+
+@dataclass
+class NatsServer:
+    """One nats-server process with JetStream, from a configuration file it writes; with
+    ``routes`` (other nodes' cluster ports) it is a node of a cluster."""
+
+    directory: Path
+    name: str = "n1"
+    port: int = 0
+    cluster_port: int = 0
+    monitor_port: int = 0
+    routes: list[int] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+    """Lines added to the configuration (authorization, tls blocks)."""
+    jetstream: bool = True
+    process: subprocess.Popen[bytes] | None = None
+
+    def __post_init__(self) -> None:
+        self.binary = require_binary(NATS_SERVER, "nats-server")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.port = self.port or free_port()
+        self.monitor_port = self.monitor_port or free_port()
+        lines = [
+            f"server_name: {self.name}",
+            f"listen: 127.0.0.1:{self.port}",
+            f"http: 127.0.0.1:{self.monitor_port}",
+            f'log_file: "{self.directory / "server.log"}"',
+        ]
+        if self.jetstream:
+            lines.append(f'jetstream {{ store_dir: "{self.directory / "js"}" }}')
+        if self.routes:
+            self.cluster_port = self.cluster_port or free_port()
+            routes = ", ".join(f"nats-route://127.0.0.1:{port}" for port in self.routes)
+            lines.append(
+                f"cluster {{ name: c1, listen: 127.0.0.1:{self.cluster_port}, routes: [{routes}] }}"
+            )
+        lines += self.extra
+        self.config = self.directory / "server.conf"
+        self.config.write_text("\n".join(lines) + "\n")
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> NatsServer:
+        self.process = subprocess.Popen(
+            [self.binary, "-c", str(self.config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port, 10.0, self.process)
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def monitor(self, path: str) -> dict[str, object]:
+        import json
+        import urllib.request
+
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{self.monitor_port}{path}", timeout=2
+        ) as reply:
+            return dict(json.loads(reply.read()))
+
+    def log(self) -> str:
+        path = self.directory / "server.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def __enter__(self) -> NatsServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@dataclass
+class NatsCluster:
+    """Three JetStream nodes with routes to each other, on loopback."""
+
+    directory: Path
+    nodes: list[NatsServer] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        ports = [free_port() for _ in range(3)]
+        for index in range(3):
+            self.nodes.append(
+                NatsServer(
+                    self.directory / f"n{index + 1}",
+                    name=f"n{index + 1}",
+                    cluster_port=ports[index],
+                    routes=[port for i, port in enumerate(ports) if i != index],
+                )
+            )
+
+    @property
+    def urls(self) -> list[str]:
+        return [node.url for node in self.nodes]
+
+    def start(self) -> NatsCluster:
+        for node in self.nodes:
+            node.start()
+        self.wait_for_leader()
+        return self
+
+    def wait_for_leader(self, timeout: float = 30.0) -> str:
+        """The JetStream meta leader, once every running node agrees on one."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            leaders = set()
+            for node in self.nodes:
+                if node.process is None:
+                    continue
+                try:
+                    meta = node.monitor("/jsz").get("meta_cluster") or {}
+                except OSError:
+                    leaders.add(None)
+                    continue
+                leaders.add(meta.get("leader") if isinstance(meta, dict) else None)
+            if len(leaders) == 1 and None not in leaders:
+                return str(leaders.pop())
+            time.sleep(0.1)
+        raise TimeoutError("the cluster elected no JetStream leader")
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def __enter__(self) -> NatsCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -18,6 +18,7 @@ Usage: ``python bench/bus_bench.py [--events 100000] [--rate 1000] [--latency-ev
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import subprocess
@@ -33,12 +34,14 @@ if str(ROOT) not in sys.path:
 
 from tests.support.bigtrace import build_trace  # noqa: E402
 from tests.support.bridge import toml  # noqa: E402
-from tests.support.brokers import Mosquitto  # noqa: E402
+from tests.support.brokers import Mosquitto, NatsServer  # noqa: E402
 
 from virtbridge import escape_token  # noqa: E402
+from virtbridge_nats import subject_token  # noqa: E402
 
 HOST = "bench-host"
 CLIENTS = ROOT / "bench" / "mqtt_clients.py"
+NATS_CLIENTS = ROOT / "bench" / "nats_clients.py"
 
 
 @dataclass
@@ -97,11 +100,10 @@ def percentiles(latencies: list[float]) -> tuple[float, float]:
     return q[49] * 1000, q[98] * 1000
 
 
-def subscriber(port: int, topic: str, count: int, timeout: float) -> subprocess.Popen[str]:
+def subscriber(arguments: list[str], count: int, timeout: float = 120) -> subprocess.Popen[str]:
+    """A subscriber process (``arguments`` after the interpreter), once it is subscribed."""
     process = subprocess.Popen(
-        [sys.executable, str(CLIENTS), "subscribe", str(port), topic, str(count), str(timeout)],
-        stdout=subprocess.PIPE,
-        text=True,
+        [sys.executable, *arguments, str(count), str(timeout)], stdout=subprocess.PIPE, text=True
     )
     assert process.stdout is not None
     if process.stdout.readline().strip() != "ready":
@@ -114,28 +116,41 @@ def collect(process: subprocess.Popen[str]) -> list[float]:
     return list(json.loads(out.strip().splitlines()[-1])["latencies"])
 
 
+def cloudevents(work: Path, events: int) -> tuple[Path, list[dict[str, object]], list[bytes]]:
+    """A trace of about ``events`` events and the CloudEvents the bridge makes of it."""
+    trace = work / "trace.jsonl"
+    if not trace.exists():
+        build_trace(trace, events)
+    replay = subprocess.run(
+        [sys.executable, "-m", "virtbridge", "replay", str(trace), "--format", "json"],
+        capture_output=True,
+        check=True,
+    )
+    lines = replay.stdout.splitlines()
+    return trace, [json.loads(line) for line in lines], lines
+
+
+def latency_rows(bus: str, rate: float, bridge: list[float], plain: list[float]) -> list[Row]:
+    ours, theirs = percentiles(bridge), percentiles(plain)
+    return [
+        Row(bus, f"{name} latency at {rate:g}/s", ours[index], theirs[index], "ms")
+        for index, name in enumerate(("p50", "p99"))
+    ]
+
+
 def mqtt_rows(work: Path, events: int, rate: float, latency_events: int) -> list[Row]:
     rows = []
+    trace, bodies, lines = cloudevents(work, events)
     with Mosquitto(work / "mosquitto", persistence=False) as broker:
-        trace = work / "trace.jsonl"
-        build_trace(trace, events)
         # The same payloads and topics the bridge publishes, for the plain publisher.
-        replay = subprocess.run(
-            [sys.executable, "-m", "virtbridge", "replay", str(trace), "--format", "json"],
-            capture_output=True,
-            check=True,
-        )
-        payloads = work / "payloads.tsv"
-        count = 0
+        payloads = work / "mqtt-payloads.tsv"
         with payloads.open("wb") as out:
-            for line in replay.stdout.splitlines():
-                body = json.loads(line)
-                kind = body["type"].removeprefix("io.virtbridge.domain.")
-                topic = (
-                    f"virtbridge/{escape_token(HOST)}/domain/{escape_token(body['subject'])}/{kind}"
-                )
+            for body, line in zip(bodies, lines, strict=True):
+                kind = str(body["type"]).removeprefix("io.virtbridge.domain.")
+                name = escape_token(str(body["subject"]))
+                topic = f"virtbridge/{escape_token(HOST)}/domain/{name}/{kind}"
                 out.write(topic.encode() + b"\t" + line + b"\n")
-                count += 1
+        count = len(lines)
         plain = timed(
             [sys.executable, str(CLIENTS), "publish", str(broker.port), str(payloads)], work
         )
@@ -150,8 +165,10 @@ def mqtt_rows(work: Path, events: int, rate: float, latency_events: int) -> list
             Row("mqtt", f"QoS 1, {count:,} events", count / bridge, count / plain, "events/s")
         )
 
-        latency = {}
-        sub = subscriber(broker.port, "virtbridge/+/domain/+/lifecycle", latency_events, 120)
+        sub = subscriber(
+            [str(CLIENTS), "subscribe", str(broker.port), "virtbridge/+/domain/+/lifecycle"],
+            latency_events,
+        )
         config = write_bridge(
             work / "mqtt-paced.toml",
             work / "state-mqtt-paced",
@@ -159,8 +176,10 @@ def mqtt_rows(work: Path, events: int, rate: float, latency_events: int) -> list
             {"type": "mqtt", "url": broker.url(), "qos": 1},
         )
         timed(bridge_command(config), work)
-        latency["bridge"] = percentiles(collect(sub))
-        sub = subscriber(broker.port, "plain/paced", latency_events, 120)
+        ours = collect(sub)
+        sub = subscriber(
+            [str(CLIENTS), "subscribe", str(broker.port), "plain/paced"], latency_events
+        )
         timed(
             [
                 sys.executable,
@@ -172,17 +191,94 @@ def mqtt_rows(work: Path, events: int, rate: float, latency_events: int) -> list
             ],
             work,
         )
-        latency["plain"] = percentiles(collect(sub))
-        for index, name in enumerate(("p50", "p99")):
-            rows.append(
-                Row(
-                    "mqtt",
-                    f"{name} latency at {rate:g}/s",
-                    latency["bridge"][index],
-                    latency["plain"][index],
-                    "ms",
-                )
+        rows += latency_rows("mqtt", rate, ours, collect(sub))
+    return rows
+
+
+def fresh_stream(url: str) -> None:
+    """An empty stream VIRTBRIDGE (virtbridge.>, 2 minutes of message ids) and no bucket."""
+    import asyncio
+
+    import nats
+    from nats.js.api import StreamConfig
+
+    async def make() -> None:
+        nc = await nats.connect(url)
+        js = nc.jetstream()
+        for name in ("VIRTBRIDGE", "KV_virtbridge_state"):
+            with contextlib.suppress(Exception):
+                await js.delete_stream(name)
+        await js.add_stream(
+            StreamConfig(name="VIRTBRIDGE", subjects=["virtbridge.>"], duplicate_window=120)
+        )
+        await js.create_key_value(bucket="virtbridge_state", history=1)
+        await nc.close()
+
+    asyncio.run(make())
+
+
+def nats_rows(work: Path, events: int, rate: float, latency_events: int) -> list[Row]:
+    rows = []
+    trace, bodies, lines = cloudevents(work, events)
+    with NatsServer(work / "nats") as server:
+        payloads = work / "nats-payloads.tsv"
+        with payloads.open("wb") as out:
+            for body, line in zip(bodies, lines, strict=True):
+                kind = str(body["type"]).removeprefix("io.virtbridge.domain.")
+                name = subject_token(str(body["subject"]))
+                subject = f"virtbridge.{subject_token(HOST)}.domain.{name}.{kind}"
+                out.write(f"{subject}\t{body['id']}\t".encode() + line + b"\n")
+        count = len(lines)
+        for mode, sink in (
+            ("jetstream", {"type": "nats", "servers": server.url, "stream": "VIRTBRIDGE"}),
+            ("core", {"type": "nats", "servers": server.url}),
+        ):
+            fresh_stream(server.url)
+            plain = timed(
+                [sys.executable, str(NATS_CLIENTS), mode, server.url, str(payloads)], work
             )
+            fresh_stream(server.url)
+            config = write_bridge(
+                work / f"nats-{mode}.toml",
+                work / f"state-nats-{mode}",
+                {"type": "replay", "path": str(trace), "progress": False},
+                sink,
+            )
+            bridge = timed(bridge_command(config), work)
+            what = "JetStream + Nats-Msg-Id" if mode == "jetstream" else "core NATS"
+            rows.append(
+                Row("nats", f"{what}, {count:,} events", count / bridge, count / plain, "events/s")
+            )
+
+        fresh_stream(server.url)
+        sub = subscriber(
+            [str(NATS_CLIENTS), "subscribe", server.url, "virtbridge.*.domain.*.lifecycle"],
+            latency_events,
+        )
+        config = write_bridge(
+            work / "nats-paced.toml",
+            work / "state-nats-paced",
+            {"type": "pace", "rate": rate, "count": latency_events},
+            {"type": "nats", "servers": server.url, "stream": "VIRTBRIDGE"},
+        )
+        timed(bridge_command(config), work)
+        ours = collect(sub)
+        sub = subscriber(
+            [str(NATS_CLIENTS), "subscribe", server.url, "virtbridge.plain.paced"], latency_events
+        )
+        timed(
+            [
+                sys.executable,
+                str(NATS_CLIENTS),
+                "paced",
+                server.url,
+                "virtbridge.plain.paced",
+                str(latency_events),
+                str(rate),
+            ],
+            work,
+        )
+        rows += latency_rows("nats", rate, ours, collect(sub))
     return rows
 
 
@@ -194,9 +290,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--latency-events", type=int, default=5000)
     parser.add_argument("--json", metavar="FILE")
+    parser.add_argument("--bus", nargs="+", choices=("mqtt", "nats"), default=["mqtt", "nats"])
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="virtbridge-bus-") as tmp:
-        rows = mqtt_rows(Path(tmp), args.events, args.rate, args.latency_events)
+        rows = []
+        if "mqtt" in args.bus:
+            rows += mqtt_rows(Path(tmp), args.events, args.rate, args.latency_events)
+        if "nats" in args.bus:
+            rows += nats_rows(Path(tmp), args.events, args.rate, args.latency_events)
     print(f"{'bus':6} {'measure':28} {'bridge':>12} {'plain':>12} {'bridge/plain or +':>18}")
     for row in rows:
         relation = f"{row.ratio:.2f}x" if row.unit == "events/s" else f"{row.ratio:+.3f} ms"

@@ -56,11 +56,11 @@ CASES = [
     ),
     (
         '[[sinks]]\ntype = "mqttt"\n',
-        "sinks[0].type: unknown sink type 'mqttt' (known: domain-events, jsonl, log, mqtt, null)",
+        "sinks[0].type: unknown sink type 'mqttt' (known: domain-events, jsonl, log, mqtt, nats, null)",
     ),
     (
         '[[sinks]]\npath = "x"\n',
-        'sinks[0]: missing "type" (one of: domain-events, jsonl, log, mqtt, null)',
+        'sinks[0]: missing "type" (one of: domain-events, jsonl, log, mqtt, nats, null)',
     ),
     (
         '[[sinks]]\ntype = "jsonl"\npaht = "x"\n',

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import signal
 import subprocess
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.bigtrace import build_trace
+from tests.support.bridge import child_env
 from virtbridge._config import load
 from virtbridge._runtime import Bridge
 
@@ -34,7 +34,7 @@ def spawn(config: Path, cwd: Path, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "virtbridge", "run", "-c", str(config), "--plugin", TESTKIT, *extra],
         cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env=child_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 from tests.support.bigtrace import build_trace
+from tests.support.bridge import child_env
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTKIT = "tests.plugins.testkit_plugin"
@@ -28,7 +28,7 @@ def spawn(config: Path, cwd: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "virtbridge", "run", "-v", "-c", str(config), "--plugin", TESTKIT],
         cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env=child_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from tests.support.bridge import child_env
 from virtbridge._config import load
 from virtbridge._runtime import Bridge
 
@@ -68,7 +68,7 @@ def test_a_hanging_sink_holds_back_nobody(tmp_path: Path) -> None:
 
 
 def spawn(config: Path, tmp_path: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = child_env()
     return subprocess.Popen(
         [sys.executable, "-m", "virtbridge", "run", "-v", "-c", str(config), "--plugin", TESTKIT],
         cwd=tmp_path,

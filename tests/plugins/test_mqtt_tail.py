@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.bridge import ROOT, spawn, virtbridge, write_config
+from tests.support.bridge import ROOT, child_env, spawn, virtbridge, write_config
 from tests.support.brokers import Mosquitto
 
 TRACES = ROOT / "examples" / "traces"
@@ -72,7 +72,7 @@ def test_tail_shows_states_then_live_events(tmp_path: Path, style: str, content_
                 "--timeout",
                 "60",
             ],
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            env=child_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )

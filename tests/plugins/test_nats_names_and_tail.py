@@ -4,7 +4,6 @@ nats://...`` from a second process (one tail for several bridges in a cluster)."
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from hypothesis import strategies as st
 
 from tests.plugins.test_mqtt_tail import read_lines
 from tests.plugins.test_mqtt_topics import HOSTILE, HOSTILE_HOST, renamed
-from tests.support.bridge import ROOT, spawn, virtbridge, write_config
+from tests.support.bridge import ROOT, child_env, spawn, virtbridge, write_config
 from tests.support.brokers import NatsCluster, NatsServer
 from tests.support.jetstream import read_bucket, read_stream
 from virtbridge import unescape_token
@@ -197,7 +196,7 @@ def test_tail_shows_states_then_live_events(tmp_path: Path) -> None:
                 "--timeout",
                 "60",
             ],
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            env=child_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )

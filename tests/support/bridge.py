@@ -14,6 +14,14 @@ ROOT = Path(__file__).resolve().parents[2]
 TESTKIT = "tests.plugins.testkit_plugin"
 
 
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment of a child ``virtbridge``: this checkout's code, whatever is installed."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, SOURCES)), **extra}
+
+
+SOURCES = (ROOT / "core", ROOT / "plugins", ROOT)
+
+
 def _value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -58,7 +66,7 @@ def spawn(config: Path, *extra: str, stdout: Any = subprocess.DEVNULL) -> subpro
     return subprocess.Popen(
         [sys.executable, "-m", "virtbridge", "run", "-c", str(config), "--plugin", TESTKIT, *extra],
         cwd=config.parent,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env=child_env(),
         stdout=stdout,
         stderr=subprocess.PIPE,
         text=True,
@@ -73,7 +81,7 @@ def virtbridge(
         [sys.executable, "-m", "virtbridge", *args],
         check=False,
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        env=child_env(**(env or {})),
         capture_output=True,
         text=True,
         timeout=timeout,

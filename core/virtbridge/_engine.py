@@ -24,6 +24,7 @@ from virtbridge._signals import (
     MonitorError,
     ObservedStatus,
     ProcessExit,
+    ProcessLost,
     QmpEvent,
     Signal,
     Timer,
@@ -32,7 +33,7 @@ from virtbridge._state import DomainState
 from virtbridge._transitions import monitor_error, process_gone, qmp_event, timer
 from virtbridge._transitions_intents import intent
 from virtbridge._transitions_libvirt import libvirt_event
-from virtbridge._transitions_status import observed_status
+from virtbridge._transitions_status import observed_status, process_lost
 
 DEFAULT_AGENT_PORTS = frozenset({"channel0", "qga0"})
 """virtio-serial port ids taken to be the guest agent's channel (libvirt's default alias)."""
@@ -70,6 +71,7 @@ _DISPATCH: dict[type[Signal], Callable[[Tx], None]] = {
     MonitorError: monitor_error,
     Intent: intent,
     ObservedStatus: observed_status,
+    ProcessLost: process_lost,
     Timer: timer,
     LibvirtEvent: libvirt_event,
 }

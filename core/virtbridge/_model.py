@@ -62,7 +62,10 @@ class Event(msgspec.Struct, frozen=True, gc=False):
         if self.reason >= EXTENSION_BASE:
             return True
         payload = self.payload
-        return isinstance(payload, Lifecycle) and payload.detail in EXTENSION_DETAILS
+        return (
+            isinstance(payload, Lifecycle)
+            and (payload.event, payload.detail) in EXTENSION_DETAILS  # IntEnums hash as ints
+        )
 
     @classmethod
     def from_cloudevent(cls, raw: bytes | str) -> Event:

@@ -77,6 +77,9 @@ class StoppedDetail(IntEnum):
     FAILED = 5
     FROM_SNAPSHOT = 6
     RECREATED = 7
+    # Extension: the process ended while the bridge was not watching (found on looking again;
+    # libvirt's reconnect stops the domain silently).
+    VANISHED = EXTENSION_BASE
 
 
 class ShutdownDetail(IntEnum):
@@ -124,7 +127,15 @@ DETAILS: dict[EventType, type[IntEnum]] = {
 }
 """The detail enum that belongs to each lifecycle event type."""
 
-EXTENSION_DETAILS = frozenset({ShutdownDetail.REQUESTED, ShutdownDetail.IGNORED})
+EXTENSION_DETAILS = frozenset(
+    {
+        (EventType.SHUTDOWN, ShutdownDetail.REQUESTED),
+        (EventType.SHUTDOWN, ShutdownDetail.IGNORED),
+        (EventType.STOPPED, StoppedDetail.VANISHED),
+    }
+)
+"""The (event, detail) pairs that are virtbridge extensions (detail numbers start at 100 in
+each detail enum, so a number alone is ambiguous)."""
 
 
 _ANY_ACTIVE = frozenset(

@@ -118,6 +118,12 @@ class ObservedStatus(Signal, frozen=True, gc=False, kw_only=True):
     fresh: bool = False
 
 
+class ProcessLost(Signal, frozen=True, gc=False, kw_only=True):
+    """Looking again (a bridge restart, a reconnect), the source found the domain's process
+    gone: it ended while nobody was watching.  libvirt's reconnect stops such a domain without
+    an event; virtbridge announces it as an extension (STOPPED/VANISHED) unless strict."""
+
+
 class Timer(Signal, frozen=True, gc=False, kw_only=True):
     """The clock reached a deadline the engine asked for (its ``timestamp`` is "now")."""
 
@@ -143,6 +149,7 @@ SIGNAL_TYPES: tuple[type[Signal], ...] = (
     MonitorError,
     Intent,
     ObservedStatus,
+    ProcessLost,
     Timer,
     LibvirtEvent,
 )

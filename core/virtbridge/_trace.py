@@ -34,6 +34,7 @@ from virtbridge._signals import (
     ObservedStatus,
     PolicyOverrides,
     ProcessExit,
+    ProcessLost,
     QmpEvent,
     Signal,
     Timer,
@@ -232,6 +233,7 @@ def parse_payload(event_id: EventID, value: Any) -> Payload:
 
 _SIGNALS: dict[str, Callable[[dict[str, Any], dict[str, Any]], Signal]] = {
     "eof": lambda obj, common: MonitorEof(**common),
+    "lost": lambda obj, common: ProcessLost(**common),
     "exit": _exit,
     "intent": _intent,
     "status": _status,
@@ -262,6 +264,7 @@ def signal_to_object(signal: Signal) -> dict[str, Any]:
 
 _SIGNAL_NAMES: dict[type[Signal], str] = {
     MonitorEof: "eof",
+    ProcessLost: "lost",
     ProcessExit: "exit",
     Intent: "intent",
     ObservedStatus: "status",

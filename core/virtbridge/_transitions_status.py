@@ -18,6 +18,7 @@ from virtbridge._model_lifecycle import (
     ResumedDetail,
     ShutdownDetail,
     StartedDetail,
+    StoppedDetail,
     SuspendedDetail,
 )
 from virtbridge._signals import ObservedStatus
@@ -28,6 +29,7 @@ from virtbridge._state import (
     PMSuspendedReason,
     RunningReason,
     ShutdownReason,
+    ShutoffReason,
 )
 from virtbridge._transitions_common import PAUSED_TO_SUSPENDED, STATUS_TO_PAUSED
 
@@ -98,3 +100,16 @@ def observed_status(tx: Tx) -> None:
             tx.set_state(*_stopped_state(signal.status))
     if dom.state is DomainState.SHUTDOWN and not dom.being_destroyed:
         tx.act(act.Kill(domain=dom.name))  # "finishing shutdown sequence"
+
+
+def process_lost(tx: Tx) -> None:
+    """§2.5, a failed reconnect: looking again, the process is gone; it ended while nobody
+    watched.  libvirt stops the domain (SHUTOFF/CRASHED) and emits no event.  virtbridge
+    announces it, as the extension STOPPED/VANISHED (dropped under strict_libvirt), or
+    consumers would never learn that the domain stopped."""
+    dom = tx.dom
+    if dom is None or not dom.active:
+        return  # nothing was running: nothing to stop
+    tx.set_state(DomainState.SHUTOFF, ShutoffReason.CRASHED)
+    tx.lifecycle(EventType.STOPPED, StoppedDetail.VANISHED)
+    tx.deactivate()

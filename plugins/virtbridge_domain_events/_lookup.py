@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from virtbridge import EventType, Lifecycle
+from virtbridge import Lifecycle
 from virtbridge_domain_events import _tables as T
 
 U64 = (1 << 64) - 1
@@ -40,8 +40,9 @@ def lifecycle_words(style: str, payload: Lifecycle) -> tuple[str, str]:
         name = item(T.C_EVENTS, event, T.C_UNKNOWN)
         tables = T.C_DETAILS if style == "c" else T.VIRSH_DETAILS
         word = item(tables.get(payload.event, ()), detail, T.C_UNKNOWN)
-    if payload.event == EventType.SHUTDOWN and detail in T.EXTENSION_DETAILS:
-        word = T.EXTENSION_DETAILS[detail]
+    extension = T.EXTENSION_DETAILS.get((payload.event, detail))
+    if extension is not None:
+        word = extension
     return name, word
 
 

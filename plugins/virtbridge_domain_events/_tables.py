@@ -18,7 +18,7 @@ C and virsh).
 
 from __future__ import annotations
 
-from virtbridge import EventID, EventType, ShutdownDetail
+from virtbridge import EventID, EventType, ShutdownDetail, StoppedDetail
 
 # --- libvirt-python examples/event-test.py -------------------------------------------------
 
@@ -349,7 +349,8 @@ VIRSH_QEMU_MONITOR_TIMESTAMP = "event %s for domain '%s': %s\n"
 # --- virtbridge extensions ------------------------------------------------------------------
 
 # Printed in every style in place of the detail word (libvirt has no such details).
-EXTENSION_DETAILS: dict[int, str] = {
-    ShutdownDetail.REQUESTED: "Requested",
-    ShutdownDetail.IGNORED: "Request ignored",
+EXTENSION_DETAILS: dict[tuple[EventType, int], str] = {
+    (EventType.SHUTDOWN, ShutdownDetail.REQUESTED): "Requested",
+    (EventType.SHUTDOWN, ShutdownDetail.IGNORED): "Request ignored",
+    (EventType.STOPPED, StoppedDetail.VANISHED): "Vanished",
 }

@@ -17,7 +17,7 @@ from virtbridge._model_lifecycle import DETAILS, EventType
 from virtbridge._state import REASONS
 from virtbridge._trace import parse_object
 
-OTHER_SIGNALS = {"eof", "exit", "status", "timer", "libvirt", "monitor-error"}
+OTHER_SIGNALS = {"eof", "exit", "status", "timer", "libvirt", "monitor-error", "lost"}
 
 GUEST_POWEROFF = 'SHUTDOWN {"guest": true, "reason": "guest-shutdown"}'
 HOST_SIGNAL = 'SHUTDOWN {"guest": false, "reason": "host-signal"}'

@@ -13,10 +13,11 @@ from typing import Any
 
 import msgspec
 
-from virtbridge._engine_actions import Action
+from virtbridge._engine_actions import Action, ScheduleTimer
 from virtbridge._engine_tx import DomainRecord, Tx
 from virtbridge._model import Event
 from virtbridge._model_policy import DEFAULT_POLICY, Policy
+from virtbridge._model_time import Timestamp
 from virtbridge._signals import (
     Intent,
     LibvirtEvent,
@@ -207,6 +208,16 @@ class Engine:
         if dom is None:
             return None
         return [getattr(dom, slot) for slot in SAVED_SLOTS]
+
+    def pending_timers(self) -> list[ScheduleTimer]:
+        """The timers the domains wait for (restored shutdown requests' deadlines): the
+        runtime arms them after a restore, or IGNORED and its escalation would never come."""
+        timers = []
+        for dom in self._domains.values():
+            if dom.requested and dom.active and dom.deadline is not None:
+                at = Timestamp(dom.deadline // 1_000_000, dom.deadline % 1_000_000)
+                timers.append(ScheduleTimer(domain=dom.name, delay=0.0, at=at))
+        return timers
 
     def snapshot(self) -> dict[str, Any]:
         """Everything needed to continue after a restart, as JSON-compatible data."""

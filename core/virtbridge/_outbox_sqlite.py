@@ -201,11 +201,14 @@ class SqliteOutbox(Outbox):
         self._wake.set()
 
     async def flush(self) -> None:
-        target = self._last
-        while self._durable < target and not self._closed and not self.degraded:
+        """Wait until everything handed over so far (events, the engine's records, cursors,
+        positions) is stored: the transaction being filled, or the one being written."""
+        pending = self._pending
+        wanted = pending.generation if pending else pending.generation - 1
+        while self._committed_generation < wanted and not self._closed and not self.degraded:
             self._wake.set()
             self._committed.clear()
-            if self._durable >= target:
+            if self._committed_generation >= wanted:
                 break
             await self._committed.wait()
 

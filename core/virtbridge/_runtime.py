@@ -99,16 +99,30 @@ class Bridge:
     # -- feeding the engine -----------------------------------------------------------------
 
     async def submit(self, signal: Signal, runner: SourceRunner | None = None) -> Outcome:
-        outcome = self._apply(signal, runner)
+        held: list[tuple[Action, SourceRunner | None]] = []
+        outcome = self._apply(signal, runner, held)
         await self._store()
+        if held:
+            await self._release(held)
         return outcome
 
     async def submit_many(self, batch: Sequence[Signal], runner: SourceRunner | None = None) -> int:
+        held: list[tuple[Action, SourceRunner | None]] = []
         events = 0
         for signal in batch:
-            events += len(self._apply(signal, runner).events)
+            events += len(self._apply(signal, runner, held).events)
         await self._store()
+        if held:
+            await self._release(held)
         return events
+
+    async def _release(self, held: list[tuple[Action, SourceRunner | None]]) -> None:
+        """Carry out actions once the events and the domains' state that caused them are
+        stored, as libvirt saves its status before it kills: a crash in between must find
+        "shutting down" on disk with QEMU still there, never "running" with QEMU gone."""
+        await self.outbox.flush()
+        for action, runner in held:
+            self._dispatch(action, runner)
 
     async def _store(self) -> None:
         """Hand the engine's records of the touched domains to the outbox, and wait until
@@ -129,7 +143,12 @@ class Bridge:
             outbox.store_now()
             await asyncio.sleep(0)
 
-    def _apply(self, signal: Signal, runner: SourceRunner | None) -> Outcome:
+    def _apply(
+        self,
+        signal: Signal,
+        runner: SourceRunner | None,
+        held: list[tuple[Action, SourceRunner | None]],
+    ) -> Outcome:
         outcome = self.engine.feed(signal)
         self._dirty.add(signal.domain)
         if runner is not None:
@@ -147,7 +166,10 @@ class Bridge:
             enrich = self._attributes if self.enrich else _no_attributes
             self.outbox.append([(event, enrich(event)) for event in outcome.events])
         for action in outcome.actions:
-            self._dispatch(action, runner)
+            if isinstance(action, ScheduleTimer):
+                self._dispatch(action, runner)  # arms an internal timer: nothing to undo
+            else:
+                held.append((action, runner))
         return outcome
 
     def _attributes(self, event: Event) -> dict[str, Any] | None:
@@ -408,6 +430,8 @@ class Bridge:
             log.error("cannot restore the engine's state, starting afresh: %s", exc)
             return
         log.info("restored %d domains from the outbox", len(saved))
+        for timer in self.engine.pending_timers():  # e.g. a shutdown request's time-out
+            self._schedule_timer(timer, None)
 
     # -- status ---------------------------------------------------------------------------------
 

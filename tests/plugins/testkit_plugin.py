@@ -50,6 +50,58 @@ class TickerSource(virtbridge.Source):
             await asyncio.sleep(self.config.interval)
 
 
+class ActorConfig(virtbridge.PluginConfig, kw_only=True, forbid_unknown_fields=True):
+    """A source that owns one domain, powers it off through a burst of signals, and notes
+    in ``report`` what the durable outbox held when each action reached it."""
+
+    domain: str = "vm"
+    report: str
+    filler: int = 30
+    """RTC changes fed before the power-off, so the burst is too large to store at once."""
+
+
+class ActorSource(virtbridge.Source):
+    def __init__(self, config: ActorConfig) -> None:
+        self.config = config
+        self.state_dir = ""
+
+    async def run(self, ctx: virtbridge.SourceContext) -> None:
+        name = self.config.domain
+        ctx.claim(name)
+        self.state_dir = str(ctx.state_dir)
+        signals: list[virtbridge.Signal] = [
+            virtbridge.Intent(domain=name, intent=virtbridge.IntentKind.START),
+            virtbridge.QmpEvent(domain=name, event="RESUME"),
+        ]
+        signals += [
+            virtbridge.QmpEvent(domain=name, event="RTC_CHANGE", data={"offset": i})
+            for i in range(self.config.filler)
+        ]
+        signals.append(
+            virtbridge.QmpEvent(
+                domain=name, event="SHUTDOWN", data={"guest": True, "reason": "guest-shutdown"}
+            )
+        )
+        await ctx.submit_many(signals)
+        await asyncio.Event().wait()
+
+    async def perform(self, action: virtbridge.Action) -> None:
+        import sqlite3
+
+        with sqlite3.connect(os.path.join(self.state_dir, "outbox.sqlite3")) as db:
+            newest = db.execute("SELECT MAX(seq) FROM events").fetchone()[0] or 0
+            row = db.execute(
+                "SELECT record FROM domains WHERE name = ?", (self.config.domain,)
+            ).fetchone()
+        with open(self.config.report, "a") as stream:
+            stream.write(
+                json.dumps(
+                    {"action": type(action).__name__, "stored": newest, "record": row and row[0]}
+                )
+                + "\n"
+            )
+
+
 class SlowConfig(virtbridge.SinkConfig, kw_only=True, forbid_unknown_fields=True):
     path: str
     delay: float = 0.0
@@ -92,8 +144,11 @@ class SlowSink(virtbridge.Sink):
 
 
 @virtbridge.hookimpl
-def virtbridge_source_types() -> list[virtbridge.SourceType[TickerConfig]]:
-    return [virtbridge.SourceType("ticker", TickerConfig, TickerSource, "test ticker")]
+def virtbridge_source_types() -> list[virtbridge.SourceType[Any]]:
+    return [
+        virtbridge.SourceType("ticker", TickerConfig, TickerSource, "test ticker"),
+        virtbridge.SourceType("actor", ActorConfig, ActorSource, "test source with actions"),
+    ]
 
 
 class AckingConfig(virtbridge.SinkConfig, kw_only=True, forbid_unknown_fields=True):

@@ -114,6 +114,10 @@ class Outbox(ABC):
     def unregister_sink(self, sink: str) -> None:
         """A sink no longer reads the log (removed from the configuration)."""
 
+    def readers(self) -> dict[str, int]:
+        """Every reader the log keeps a cursor for (configured or not): name → cursor."""
+        return {}
+
     async def wait_beyond(self, seq: int, timeout: float | None = None) -> bool:
         """Wait until a record newer than ``seq`` exists; False on timeout or close."""
         while self.durable_seq <= seq and not self._closed:
@@ -180,6 +184,9 @@ class MemoryOutbox(Outbox):
     def unregister_sink(self, sink: str) -> None:
         self._cursors.pop(sink, None)
         self._compact()
+
+    def readers(self) -> dict[str, int]:
+        return dict(self._cursors)
 
     async def commit(self, sink: str, seq: int) -> None:
         if seq > self._cursors.get(sink, 0):

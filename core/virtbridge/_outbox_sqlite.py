@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -84,6 +85,8 @@ class SqliteOutbox(Outbox):
         self._readahead: list[Record] = []
         self._db: sqlite3.Connection | None = None
         self._bridge_id = ""
+        self._run_token = secrets.token_hex(4)
+        """This run's mark on the ids of events delivered before they could be stored."""
         self._last = 0
         self._durable = 0
         self._memory: list[Record] = []  # a list: sinks index into it (a deque is O(n) there)
@@ -158,7 +161,8 @@ class SqliteOutbox(Outbox):
     def append(self, items: Sequence[tuple[Event, dict[str, Any] | None]]) -> list[Record]:
         out = []
         seq = self._last
-        prefix = self._bridge_id
+        # While the disk refuses, events reach the sinks unstored: see _unstored_ids.
+        prefix = f"{self._bridge_id}-{self._run_token}" if self.degraded else self._bridge_id
         for event, attributes in items:
             seq += 1
             out.append(Record(seq, record_id(prefix, seq), event, attributes))
@@ -248,6 +252,9 @@ class SqliteOutbox(Outbox):
             self._cursors[sink] = self._last
             self._pending.cursors[sink] = self._last
         return self._cursors[sink]
+
+    def readers(self) -> dict[str, int]:
+        return dict(self._cursors)
 
     def unregister_sink(self, sink: str) -> None:
         self._cursors.pop(sink, None)
@@ -399,9 +406,34 @@ class SqliteOutbox(Outbox):
             )
         self.error = message
         if not self.degraded:
+            self._unstored_ids()
             self.degraded = True
             self._committed.set()  # nobody waits on a disk that is full
             self._notify()
+
+    def _unstored_ids(self) -> None:
+        """Events the sinks are about to get without their being stored: a crash now would
+        give their sequence numbers to other events after the restart, so their ids take this
+        run's token (``<bridge>-<run>-<seq>``): an id never names two events."""
+        pending = self._pending
+        if not pending.records:
+            return
+        memory = self._memory
+        first = memory[0].seq if memory else 0
+        renamed = []
+        for record in pending.records:
+            again = Record(
+                record.seq, self._unstored_id(record.seq), record.event, record.attributes
+            )
+            renamed.append(again)
+            index = record.seq - first
+            if memory and 0 <= index < len(memory) and memory[index].seq == record.seq:
+                memory[index] = again
+        pending.records = renamed
+        pending.rows = [(record.seq, self._encode(record)) for record in renamed]
+
+    def _unstored_id(self, seq: int) -> str:
+        return f"{self._bridge_id}-{self._run_token}-{seq}"
 
     def _commit(self, batch: Pending, next_id: int | None, compact: bool) -> None:
         assert self._db is not None

@@ -357,6 +357,7 @@ class Bridge:
                 self.create_sink(component)
             if self.hooks.has("virtbridge_on_event"):
                 self._start_sink(HOOK_WORKER, HookSink(self.hooks), filtered=False)
+            self._forget_old_readers()
             for component in self.config.sources:
                 self.start_source(component)
             self.hooks.each("virtbridge_bridge_started", bridge=self)
@@ -380,6 +381,18 @@ class Bridge:
                     loop.remove_signal_handler(number)
             if stop_task is not None and not stop_task.done():
                 stop_task.cancel()
+
+    def _forget_old_readers(self) -> None:
+        """A sink (or on_event worker) removed from the configuration between two runs would
+        keep its stored cursor, and the outbox would keep every event after it for ever."""
+        for name, cursor in sorted(self.outbox.readers().items()):
+            if name not in self.workers:
+                self.outbox.unregister_sink(name)
+                log.info(
+                    "forgot the cursor of sink %r (at event %d): it is no longer configured",
+                    name,
+                    cursor,
+                )
 
     def _on_stop_signal(self, number: int) -> None:
         if self._stop.is_set():

@@ -56,9 +56,10 @@ def demo_config() -> dict[str, Any]:
             "no configuration given and the bundled traces are not installed; use -c FILE"
         )
     return {
-        # A demonstration: nothing to keep, so nothing is written to the state directory and
-        # every run replays everything again.
-        "bridge": {"outbox": "memory"},
+        # A demonstration: nothing to keep and nobody to answer, so it writes nothing (no
+        # state directory, every run replays everything again) and listens nowhere (no
+        # control socket, no metrics), and never meets a real bridge or another demo.
+        "bridge": {"outbox": "memory", "control_socket": "off", "metrics": ""},
         "sources": [{"type": "replay", "path": str(traces / "*.jsonl")}],
         "sinks": [{"type": "domain-events", "format": "python"}],
     }

@@ -20,6 +20,7 @@ from virtbridge import _config
 from virtbridge._config_values import ConfigError
 from virtbridge._plugin_api import Sink, SinkContext, TailOptions, TailType
 from virtbridge._records import Record
+from virtbridge._runtime_parts import quiet_stdout
 from virtbridge._wire import CloudEventBuilder, DomainStatus, WireEvent
 
 log = logging.getLogger("virtbridge.tail")
@@ -100,8 +101,9 @@ def cmd_tail(args: argparse.Namespace) -> int:
         known = ", ".join(sorted(config.hooks.tail_types())) or "none installed"
         raise ConfigError(f"cannot read {scheme or 'this'}:// URLs (known schemes: {known})")
     feed = _one(offers, scheme)
-    sink = config.sinks[0].create_sink(PrintContext())
-    return asyncio.run(_tail(feed, options, sink, args))
+    ctx = PrintContext()
+    sink = config.sinks[0].create_sink(ctx)
+    return asyncio.run(_tail(feed, options, sink, args, ctx))
 
 
 def _one(offers: list[tuple[str, TailType]], scheme: str) -> TailType:
@@ -116,10 +118,12 @@ def _one(offers: list[tuple[str, TailType]], scheme: str) -> TailType:
     return feed
 
 
-async def _tail(feed: TailType, options: TailOptions, sink: Sink, args: argparse.Namespace) -> int:
+async def _tail(
+    feed: TailType, options: TailOptions, sink: Sink, args: argparse.Namespace, ctx: PrintContext
+) -> int:
     await sink.open()
     try:
-        work = asyncio.ensure_future(_print(feed, options, sink, args))
+        work = asyncio.ensure_future(_print(feed, options, sink, args, ctx))
         try:
             await asyncio.wait_for(work, args.timeout or None)
         except asyncio.TimeoutError:
@@ -133,26 +137,29 @@ async def _tail(feed: TailType, options: TailOptions, sink: Sink, args: argparse
 
 
 async def _print(
-    feed: TailType, options: TailOptions, sink: Sink, args: argparse.Namespace
+    feed: TailType, options: TailOptions, sink: Sink, args: argparse.Namespace, ctx: PrintContext
 ) -> None:
     events = 0
     json_output = args.format == "json"
     items = feed.open(options)
-    async for item in items:
-        value = item.value
-        if isinstance(value, DomainStatus):
-            line = item.raw.decode() if json_output else describe_status(value, args.format)
-            sys.stdout.write(line + "\n")
-            sys.stdout.flush()
-            continue
-        if json_output:
-            sys.stdout.buffer.write(item.raw.rstrip(b"\n") + b"\n")
-            sys.stdout.flush()
-        else:
-            await _publish(sink, value)
-        events += 1
-        if args.count and events >= args.count:
-            break
+    try:
+        async for item in items:
+            value = item.value
+            if isinstance(value, DomainStatus):
+                line = item.raw.decode() if json_output else describe_status(value, args.format)
+                sys.stdout.write(line + "\n")
+                sys.stdout.flush()
+                continue
+            if json_output:
+                sys.stdout.buffer.write(item.raw.rstrip(b"\n") + b"\n")
+                sys.stdout.flush()
+            else:
+                await _publish(sink, value)
+            events += 1
+            if ctx.closed or (args.count and events >= args.count):
+                break
+    except BrokenPipeError:
+        ctx.stdout_closed()  # the reader is gone: stop, quietly
     await _close(items)
 
 
@@ -187,6 +194,11 @@ class PrintContext(SinkContext):
 
     def __init__(self) -> None:
         self._builder = CloudEventBuilder("virtbridge://")
+        self.closed = False
+
+    def stdout_closed(self) -> None:
+        quiet_stdout()
+        self.closed = True
 
     def cloudevent(self, record: Record) -> dict[str, Any]:
         return self._builder.build(record.event, record.id, record.seq, record.attributes)

@@ -12,9 +12,27 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger("virtbridge.metrics")
+
+HEAD_TIMEOUT = 10.0
+"""Seconds a client gets to send its whole request head, however it trickles it."""
+WRITE_TIMEOUT = 10.0
+"""Seconds an answer may take to leave (a client that does not read is dropped)."""
+MAX_CONNECTIONS = 64
+"""Connections served at once; scrapers and probes need a handful."""
+MAX_LINE = 8 * 1024
+"""Longest request line or header line, in bytes."""
+MAX_HEAD = 32 * 1024
+"""Longest request head (request line and headers), in bytes."""
+MAX_HEADERS = 100
+"""Most header lines in one request."""
+LINGER_TIME = 2.0
+LINGER_BYTES = 1024 * 1024
+"""After an error answer, how long and how much of the rest of the request is read and
+dropped so that the client gets the answer instead of a reset."""
 
 
 def _label(value: str) -> str:
@@ -120,16 +138,65 @@ def not_ready(status: dict[str, Any]) -> list[str]:
     return reasons
 
 
+@dataclass(frozen=True)
+class _Request:
+    method: str
+    path: str
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    """A request the server answers with an error instead of serving it."""
+
+    status: str
+    text: str
+
+
 class MetricsServer:
-    def __init__(self, address: str, status: Callable[[], dict[str, Any]]) -> None:
+    """The HTTP endpoint of one bridge.
+
+    Whoever can reach the port can talk to it, so no client may hold it: a request head must
+    arrive whole within ``head_timeout`` seconds (a client trickling header lines is cut off
+    with 408), at most ``max_connections`` are served at once (the next ones get 503 at once,
+    without waiting for their request), and a request line or header longer than
+    ``max_line`` bytes, a head longer than ``max_head`` or with more than ``max_headers``
+    lines is answered 414 or 431.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        status: Callable[[], dict[str, Any]],
+        *,
+        head_timeout: float = HEAD_TIMEOUT,
+        write_timeout: float = WRITE_TIMEOUT,
+        max_connections: int = MAX_CONNECTIONS,
+        max_line: int = MAX_LINE,
+        max_head: int = MAX_HEAD,
+        max_headers: int = MAX_HEADERS,
+    ) -> None:
         host, _, port = address.rpartition(":")
         self.host = host.strip("[]") or "127.0.0.1"
         self.port = int(port)
         self.status = status
+        self.head_timeout = head_timeout
+        self.write_timeout = write_timeout
+        self.max_connections = max_connections
+        self.max_line = max_line
+        self.max_head = max_head
+        self.max_headers = max_headers
+        self.active = 0
+        self.refused = 0
+        """Connections answered 503 because ``max_connections`` were being served."""
+        self._saturated = False
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        # The stream's buffer limit is the longest line: readline() then fails as soon as a
+        # line outgrows it instead of buffering whatever a client sends.
+        self._server = await asyncio.start_server(
+            self._serve, self.host, self.port, limit=self.max_line
+        )
         for sock in self._server.sockets:
             self.port = sock.getsockname()[1]
             break
@@ -141,25 +208,109 @@ class MetricsServer:
             await self._server.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.active >= self.max_connections:
+            self._refuse(writer)
+            return
+        self.active += 1
         try:
-            request = await asyncio.wait_for(reader.readline(), 5)
-            while (await asyncio.wait_for(reader.readline(), 5)).strip():
-                pass  # headers: nothing here needs them
-            parts = request.decode("latin-1").split()
-            path = parts[1] if len(parts) >= 2 else "/"
-            code, body, kind = self._answer(parts[0] if parts else "", path)
-            head = (
-                f"HTTP/1.1 {code}\r\nContent-Type: {kind}\r\nContent-Length: {len(body)}\r\n"
-                "Connection: close\r\n\r\n"
-            )
-            writer.write(head.encode() + body)
-            await writer.drain()
-        except (asyncio.TimeoutError, ConnectionError, UnicodeDecodeError):
-            pass
+            await self._exchange(reader, writer)
+        except (ConnectionError, asyncio.TimeoutError):
+            pass  # the client went away, or does not read its answer
+        except Exception:  # one connection must never take the endpoint down
+            log.exception("metrics request failed")
         finally:
+            self.active -= 1
+            if self.active < self.max_connections:
+                self._saturated = False
             writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
+            with contextlib.suppress(OSError, asyncio.TimeoutError):
+                await asyncio.wait_for(writer.wait_closed(), self.write_timeout)
+
+    def _refuse(self, writer: asyncio.StreamWriter) -> None:
+        """Turn a connection away without reading from it, so a crowd of idle connections
+        costs nothing but the accept."""
+        self.refused += 1
+        if not self._saturated:
+            self._saturated = True
+            log.warning(
+                "metrics: %d connections open, refusing more until some close",
+                self.max_connections,
+            )
+        try:
+            writer.write(_response("503 Service Unavailable", b"too many connections\n"))
+        finally:
+            writer.close()  # the short answer is flushed before the socket closes
+
+    async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await asyncio.wait_for(self._read_head(reader), self.head_timeout)
+        except asyncio.TimeoutError:
+            await self._send(writer, _response("408 Request Timeout", b"request too slow\n"))
+            return
+        if request is None:
+            return  # the client closed before sending a request
+        if isinstance(request, _Refusal):
+            await self._send(writer, _response(request.status, request.text.encode()))
+            await self._linger(reader, writer)
+            return
+        code, body, kind = self._answer(request.method, request.path)
+        await self._send(writer, _response(code, body, kind, head_only=request.method == "HEAD"))
+
+    async def _read_head(self, reader: asyncio.StreamReader) -> _Request | _Refusal | None:
+        """Read a request line and its headers, within the size limits; the headers are
+        counted and skipped (nothing here needs them)."""
+        size = 0
+        line = b""
+        while not line.strip():  # RFC 9112 2.2: empty lines before the request line
+            try:
+                line = await reader.readline()
+            except ValueError:
+                return _Refusal("414 URI Too Long", "request line too long\n")
+            if not line:
+                return None
+            size += len(line)
+            if size > self.max_head:
+                return _Refusal("400 Bad Request", "no request line\n")
+        parts = line.decode("latin-1").split()
+        if len(parts) not in (2, 3) or (len(parts) == 3 and not parts[2].startswith("HTTP/")):
+            return _Refusal("400 Bad Request", "malformed request line\n")
+        headers = 0
+        while True:
+            try:
+                line = await reader.readline()
+            except ValueError:
+                return _Refusal("431 Request Header Fields Too Large", "header too long\n")
+            if not line:
+                return None  # the client closed in the middle of its head
+            if not line.strip():
+                break
+            size += len(line)
+            headers += 1
+            if size > self.max_head or headers > self.max_headers:
+                return _Refusal("431 Request Header Fields Too Large", "too many headers\n")
+        return _Request(parts[0], parts[1].split("?", 1)[0])
+
+    async def _send(self, writer: asyncio.StreamWriter, data: bytes) -> None:
+        writer.write(data)
+        await asyncio.wait_for(writer.drain(), self.write_timeout)
+
+    async def _linger(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """After refusing a request that is still arriving, read (and drop) the rest for a
+        moment before closing: closing with unread data makes the kernel reset the
+        connection, and the client would lose the answer that says why."""
+        if writer.can_write_eof():
+            writer.write_eof()
+        deadline = asyncio.get_running_loop().time() + LINGER_TIME
+        dropped = 0
+        with contextlib.suppress(asyncio.TimeoutError, ConnectionError):
+            while dropped < LINGER_BYTES:
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0:
+                    break
+                chunk = await asyncio.wait_for(reader.read(65536), left)
+                if not chunk:
+                    break
+                dropped += len(chunk)
 
     def _answer(self, method: str, path: str) -> tuple[str, bytes, str]:
         text = "text/plain; charset=utf-8"
@@ -179,3 +330,17 @@ class MetricsServer:
                 return "503 Service Unavailable", ("\n".join(reasons) + "\n").encode(), text
             return "200 OK", b"ready\n", text
         return "404 Not Found", b"try /metrics, /healthz or /readyz\n", text
+
+
+def _response(
+    status: str,
+    body: bytes,
+    kind: str = "text/plain; charset=utf-8",
+    *,
+    head_only: bool = False,
+) -> bytes:
+    head = (
+        f"HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    return head.encode() + (b"" if head_only else body)

@@ -146,6 +146,10 @@ class SinkContext(ABC):
         """The topic/subject for a record: the first ``virtbridge_event_topic`` answer, or
         ``default``."""
 
+    def stdout_closed(self) -> None:
+        """Standard output, which this sink writes to, was closed by its reader (``| head``):
+        the bridge stops at once, quietly, as a Unix tool does.  Call it on BrokenPipeError."""
+
 
 Acknowledgement = Awaitable[None]
 """What :meth:`Sink.publish` may return: completes when the broker has acknowledged every

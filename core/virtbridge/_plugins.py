@@ -7,6 +7,7 @@ per distinct error), counted, and skipped, and every other plugin still runs.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -25,6 +26,8 @@ from virtbridge import hookspecs
 from virtbridge._plugin_api import SinkType, SourceType, TailType
 
 ENTRY_POINT_GROUP = "virtbridge"
+LOCAL_PREFIX = "virtbridge_local_"
+"""What the names of plugins loaded from ``.py`` files start with."""
 log = logging.getLogger("virtbridge.plugins")
 
 
@@ -96,11 +99,27 @@ def load_plugins(
                 log.error(
                     "plugin %r (entry point %s) rejected: %s", point.name, point.value, exc.reason
                 )
+    files: set[str] = set()
     for spec in modules:
-        module = import_plugin(spec)
-        name = module.__name__
-        if manager.is_blocked(name) or manager.has_plugin(name):
-            continue
+        path = _plugin_file(spec)
+        if path is None:
+            module = import_plugin(spec)
+            name = module.__name__
+            if manager.is_blocked(name) or manager.has_plugin(name):
+                continue
+        else:
+            module_name = local_module_name(path)
+            if module_name in files:
+                continue  # the same file named twice (perhaps spelt differently): loaded once
+            files.add(module_name)
+            # Plugins are known by the file's stem (``virtbridge_local_hook``) as long as that
+            # is unambiguous; a second file with the same stem is known by its module name.
+            name = f"{LOCAL_PREFIX}{path.stem}"
+            if manager.is_blocked(name) or manager.is_blocked(module_name):
+                continue
+            module = import_plugin(spec)
+            if manager.has_plugin(name):
+                name = module_name
         try:
             _register(plugins, module, name, f"loaded from {spec}")
         except PluginLoadError as exc:
@@ -119,13 +138,34 @@ def _register(plugins: PluginSet, module: ModuleType, name: str, origin: str) ->
     plugins.info[name] = PluginInfo(name, origin, module.__name__)
 
 
+def _plugin_file(spec: str) -> Path | None:
+    """The path of a plugin given as a ``.py`` file, or None for a dotted module name."""
+    if spec.endswith(".py") or "/" in spec:
+        return Path(spec).expanduser()
+    return None
+
+
+def local_module_name(path: Path) -> str:
+    """The module name a plugin file is loaded under.
+
+    Derived from the whole resolved path: the stem alone would give ``/a/hook.py`` and
+    ``/b/hook.py`` one name, and the second file would replace the first in ``sys.modules``
+    and never be registered; one file reached through different spellings (relative, through
+    a symbolic link) keeps one name.
+    """
+    resolved = path.resolve()
+    digest = hashlib.sha256(str(resolved).encode()).hexdigest()[:12]
+    stem = "".join(c if c.isalnum() or c == "_" else "_" for c in resolved.stem)
+    return f"{LOCAL_PREFIX}{stem}_{digest}"
+
+
 def import_plugin(spec: str) -> ModuleType:
     """Import a plugin given as a dotted module name or a path to a ``.py`` file."""
-    if spec.endswith(".py") or "/" in spec:
-        path = Path(spec).expanduser()
+    path = _plugin_file(spec)
+    if path is not None:
         if not path.is_file():
             raise PluginLoadError(spec, "no such file")
-        name = f"virtbridge_local_{path.stem}"
+        name = local_module_name(path)
         loader_spec = importlib.util.spec_from_file_location(name, path)
         if loader_spec is None or loader_spec.loader is None:
             raise PluginLoadError(spec, "not a Python file")

@@ -91,6 +91,11 @@ class Bridge:
         self.enrich = self.hooks.has("virtbridge_enrich_event")
         self.started_at = 0.0
         self.dropped_attributes = 0
+        self._signalled: float | None = None
+        """When the first SIGINT/SIGTERM came: every wait ends drain_timeout after it."""
+        self._hurry = False
+        """A second signal came: stop now."""
+        self._output_closed = False
 
     @property
     def host(self) -> str:
@@ -307,17 +312,17 @@ class Bridge:
     ) -> None:
         worker = self.workers[name]  # listed in status while it drains
         target = self.outbox.last_seq
-        drained = await worker.drained(target, timeout, while_moving=while_moving)
-        if drained:
+        started = time.monotonic()
+        if await self._drain(worker, target, timeout, while_moving=while_moving):
             log.info("sink %r: delivered %d of %d events", name, worker.cursor, target)
-        else:
+        elif not self._output_closed:
             kept = (
                 "stored: delivered after the next start" if self.outbox.persists_engine else "lost"
             )
             log.warning(
                 "sink %r stopped after %.1f s with %d events not delivered (%s)",
                 name,
-                timeout or 0,
+                time.monotonic() - started,
                 target - worker.cursor,
                 kept,
             )
@@ -325,8 +330,48 @@ class Bridge:
         task = self._sink_tasks.pop(name)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        # A sink that hangs in close() must not hold the bridge either.
+        grace = 0.0 if self._hurry else max(self._remaining(), 1.0)
         with contextlib.suppress(Exception):
-            await worker.sink.close()
+            await asyncio.wait_for(worker.sink.close(), grace or 0.05)
+
+    async def _drain(
+        self, worker: SinkWorker, target: int, timeout: float | None, *, while_moving: bool
+    ) -> bool:
+        """Wait until ``worker`` has committed ``target``; False when given up.
+
+        ``timeout`` counts from the worker's last progress with ``while_moving`` (a sink that
+        delivers is waited for however long it takes, one that is stuck is given up on).  A
+        stop signal caps every wait at ``drain_timeout`` from the signal; a second one, or a
+        closed output, ends it at once."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last = worker.cursor
+        while worker.cursor < target:
+            if self._hurry or self._output_closed:
+                return False
+            now = time.monotonic()
+            if while_moving and timeout is not None and worker.cursor != last:
+                last, deadline = worker.cursor, now + timeout
+            if deadline is not None and now >= deadline:
+                return False
+            if self._signalled is not None and self._remaining() <= 0:
+                return False
+            await asyncio.sleep(0.01)
+        return True
+
+    def _remaining(self) -> float:
+        """Seconds left of the drain a stop signal allows (drain_timeout from the signal)."""
+        if self._signalled is None:
+            return self.config.bridge.drain_timeout
+        return self._signalled + self.config.bridge.drain_timeout - time.monotonic()
+
+    def output_closed(self) -> None:
+        """A sink's output went away for good (stdout closed: ``| head``): stop at once,
+        quietly, as a Unix tool does."""
+        if not self._output_closed:
+            log.debug("the output was closed: stopping")
+        self._output_closed = True
+        self._stop.set()
 
     # -- the main loop ---------------------------------------------------------------------
 
@@ -395,11 +440,19 @@ class Bridge:
                 )
 
     def _on_stop_signal(self, number: int) -> None:
-        if self._stop.is_set():
-            log.warning("second %s: stopping now", signals.Signals(number).name)
+        name = signals.Signals(number).name
+        if self._signalled is not None:
+            log.warning("second %s: stopping now", name)
+            self._hurry = True
             for task in self._sink_tasks.values():
                 task.cancel()
-        log.info("%s received: stopping", signals.Signals(number).name)
+        else:
+            self._signalled = time.monotonic()
+            log.info(
+                "%s received: stopping (sinks get %g s to deliver)",
+                name,
+                self.config.bridge.drain_timeout,
+            )
         self._stop.set()
 
     def request_stop(self) -> None:
@@ -419,6 +472,8 @@ class Bridge:
         # drain_timeout at most.
         durable = self.outbox.persists_engine
         timeout = None if finished and not durable else self.config.bridge.drain_timeout
+        if self._signalled is not None or self._output_closed:
+            finished = False  # asked to stop: no waiting for sinks that still deliver
         for name in list(self.workers):
             await self.stop_sink(name, timeout, while_moving=finished)
         await self.outbox.close()

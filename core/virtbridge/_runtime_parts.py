@@ -4,7 +4,10 @@ sources and sinks see, and the outbox the configuration asks for."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +85,10 @@ class BridgeSinkContext(SinkContext):
     def cloudevent(self, record: Record) -> dict[str, Any]:
         return self._builder.build(record.event, record.id, record.seq, record.attributes)
 
+    def stdout_closed(self) -> None:
+        quiet_stdout()
+        self.bridge.output_closed()
+
     def topic(self, record: Record, default: str) -> str:
         hooks = self.bridge.hooks
         if not hooks.has("virtbridge_event_topic"):
@@ -90,6 +97,15 @@ class BridgeSinkContext(SinkContext):
             "virtbridge_event_topic", event=record.event, sink=self.name, default=default
         )
         return chosen if isinstance(chosen, str) and chosen else default
+
+
+def quiet_stdout() -> None:
+    """Point standard output at /dev/null: whatever is still buffered for a reader that left
+    goes nowhere, instead of failing again when the interpreter exits."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def make_outbox(config: Config) -> Outbox:

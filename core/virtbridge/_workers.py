@@ -313,24 +313,6 @@ class SinkWorker:
         self.stats.last_error = message
         self.stats.last_error_at = time.time()
 
-    async def drained(
-        self, target: int, timeout: float | None, *, while_moving: bool = False
-    ) -> bool:
-        """Wait until this worker has committed ``target``; False on timeout.
-
-        ``while_moving``: the timeout counts from the worker's last progress, so a sink that is
-        delivering is waited for however long it takes, and one that is stuck is given up on."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        last = self.cursor
-        while self.cursor < target:
-            now = time.monotonic()
-            if while_moving and self.cursor != last and timeout is not None:
-                last, deadline = self.cursor, now + timeout
-            if deadline is not None and now >= deadline:
-                return False
-            await asyncio.sleep(0.01)
-        return True
-
     def status(self) -> dict[str, Any]:
         """The worker's figures, then the sink's own (which may say better whether it is
         connected, and why not)."""

@@ -35,6 +35,7 @@ class DomainEventsSink(virtbridge.Sink):
 
     def __init__(self, config: DomainEventsConfig, ctx: virtbridge.SinkContext) -> None:
         self.config = config
+        self.ctx = ctx
         self.stream: IO[str] | None = None
 
     async def open(self) -> None:
@@ -56,8 +57,13 @@ class DomainEventsSink(virtbridge.Sink):
         for record in records:
             lines.extend(format_event(record.event, style, monitor_events=monitor, timestamp=stamp))
         if lines:
-            stream.write("\n".join(lines) + "\n")
-            stream.flush()
+            try:
+                stream.write("\n".join(lines) + "\n")
+                stream.flush()
+            except BrokenPipeError:
+                if self.config.path != "-":
+                    raise
+                self.ctx.stdout_closed()  # the reader is gone: stop, quietly
 
     async def close(self) -> None:
         if self.stream is not None and self.stream is not sys.stdout:

@@ -50,8 +50,14 @@ class JsonlSink(virtbridge.Sink):
         stream = self.stream
         assert stream is not None
         encode, cloudevent = self.encoder.encode, self.ctx.cloudevent
-        stream.write(b"".join(encode(cloudevent(record)) + b"\n" for record in records))
-        stream.flush()
+        try:
+            stream.write(b"".join(encode(cloudevent(record)) + b"\n" for record in records))
+            stream.flush()
+        except BrokenPipeError:
+            if self.config.path != "-":
+                raise
+            self.ctx.stdout_closed()  # the reader is gone: stop, quietly
+            return
         if self.config.fsync and self.config.path != "-":
             await asyncio.to_thread(os.fsync, stream.fileno())
 

@@ -254,6 +254,9 @@ def load_config(args: argparse.Namespace, data: dict[str, Any] | None = None) ->
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args)
+    # Whatever the bridge creates (the outbox, QEMU's logs and save images of guest memory)
+    # is for its user only.
+    os.umask(0o077)
     return asyncio.run(Bridge(config).run())
 
 

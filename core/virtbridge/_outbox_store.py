@@ -67,8 +67,9 @@ class Stored:
 
 
 def open_database(path: Path, synchronous: str) -> tuple[sqlite3.Connection, Stored]:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    private(path)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute(f"PRAGMA synchronous={synchronous}")
     # Checkpoints run on a connection of their own (see checkpoint()): here one would stall
@@ -87,6 +88,7 @@ def open_database(path: Path, synchronous: str) -> tuple[sqlite3.Connection, Sto
         [("bridge_id", bridge_id), ("version", VERSION), ("opened_at", repr(time.time()))],
     )
     db.execute("COMMIT")
+    private(path)  # the log and its index exist now
     last = db.execute("SELECT MAX(seq) FROM events").fetchone()[0]
     stored = Stored(
         bridge_id=bridge_id,
@@ -102,6 +104,15 @@ def open_database(path: Path, synchronous: str) -> tuple[sqlite3.Connection, Sto
         first=db.execute("SELECT MIN(seq) FROM events").fetchone()[0] or 0,
     )
     return db, stored
+
+
+def private(path: Path) -> None:
+    """The outbox holds client addresses and certificate names from graphics events: only
+    the bridge's user reads it (the database, its write-ahead log and its index)."""
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            if name.stat().st_mode & 0o077:
+                name.chmod(0o600)
 
 
 @dataclass

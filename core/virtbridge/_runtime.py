@@ -15,6 +15,7 @@ import re
 import signal as signals
 import time
 from collections.abc import Awaitable, Sequence
+from pathlib import Path
 from typing import Any
 
 from virtbridge._config import Component, Config
@@ -32,6 +33,7 @@ from virtbridge._runtime_parts import (
     BridgeSourceContext,
     SourceRunner,
     make_outbox,
+    private_dir,
 )
 from virtbridge._runtime_reload import reload_bridge
 from virtbridge._signals import Signal, Timer
@@ -385,6 +387,8 @@ class Bridge:
         stop_task = asyncio.ensure_future(stop) if stop is not None else None
         if stop_task is not None:
             stop_task.add_done_callback(lambda _: self._stop.set())
+        if self.outbox.persists_engine or self.config.bridge.control_socket != "off":
+            private_dir(Path(self.config.bridge.state_dir))
         await self.outbox.open()
         self._restore_engine()
         await self.control.start()

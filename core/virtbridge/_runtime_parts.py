@@ -99,6 +99,18 @@ class BridgeSinkContext(SinkContext):
         return chosen if isinstance(chosen, str) and chosen else default
 
 
+def private_dir(path: Path) -> None:
+    """The state directory (the outbox, sockets, QEMU's files and save images) is the bridge
+    user's alone: created 0700, and tightened to it if it was made wider before."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077 and path.stat().st_uid == os.geteuid():
+        path.chmod(0o700)
+        logging.getLogger("virtbridge").info(
+            "state directory %s was readable by others (%o): now 0700", path, mode
+        )
+
+
 def quiet_stdout() -> None:
     """Point standard output at /dev/null: whatever is still buffered for a reader that left
     goes nowhere, instead of failing again when the interpreter exits."""

@@ -118,6 +118,7 @@ from virtbridge._state import (
     ShutdownReason,
     ShutoffReason,
 )
+from virtbridge._tls import tls_context
 from virtbridge._trace import TraceError, signal_to_object
 from virtbridge._trace import parse_line as parse_trace_line
 from virtbridge._wire import (
@@ -254,5 +255,6 @@ __all__ = [
     "hookimpl",
     "parse_trace_line",
     "signal_to_object",
+    "tls_context",
     "unescape_token",
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import ssl
 from typing import Literal
 
@@ -97,27 +96,6 @@ class MqttConfig(virtbridge.SinkConfig, kw_only=True, forbid_unknown_fields=True
         """The TLS settings, loaded now so a missing or unreadable file is reported at start."""
         if not self.endpoint.tls:
             return None
-        context = ssl.create_default_context(cafile=_file(self.tls_ca, "tls_ca"))
-        if self.tls_cert:
-            try:
-                context.load_cert_chain(
-                    _file(self.tls_cert, "tls_cert") or "", _file(self.tls_key, "tls_key")
-                )
-            except ssl.SSLError as exc:
-                raise ValueError(
-                    f"tls_cert/tls_key: cannot use them: {exc.reason or exc}"
-                ) from None
-        if self.tls_insecure:
-            context.check_hostname = False
-        return context
-
-
-def _file(path: str, key: str) -> str | None:
-    if not path:
-        return None
-    expanded = os.path.expanduser(path)
-    if not os.path.isfile(expanded):
-        raise ValueError(f"{key}: no such file: {expanded}")
-    if not os.access(expanded, os.R_OK):
-        raise ValueError(f"{key}: cannot read {expanded}")
-    return expanded
+        return virtbridge.tls_context(
+            self.tls_ca, self.tls_cert, self.tls_key, insecure=self.tls_insecure
+        )

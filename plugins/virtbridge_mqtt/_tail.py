@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,15 +17,6 @@ from ._endpoint import Endpoint
 from ._topics import STATE
 
 log = logging.getLogger("virtbridge.tail.mqtt")
-
-
-def tls_context(options: virtbridge.TailOptions) -> ssl.SSLContext | None:
-    context = ssl.create_default_context(cafile=options.tls_ca or None)
-    if options.tls_cert:
-        context.load_cert_chain(options.tls_cert, options.tls_key or None)
-    if options.tls_insecure:
-        context.check_hostname = False
-    return context
 
 
 async def open_feed(options: virtbridge.TailOptions) -> AsyncIterator[virtbridge.TailItem]:
@@ -46,7 +36,11 @@ async def open_feed(options: virtbridge.TailOptions) -> AsyncIterator[virtbridge
         persistent=False,
         keepalive=30,
         logger=log,
-        tls=tls_context(options) if endpoint.tls else None,
+        tls=virtbridge.tls_context(
+            options.tls_ca, options.tls_cert, options.tls_key, insecure=options.tls_insecure
+        )
+        if endpoint.tls
+        else None,
         username=options.username,
         password=options.password,
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import ssl
 from typing import Literal
@@ -128,27 +127,6 @@ class NatsConfig(virtbridge.SinkConfig, kw_only=True, forbid_unknown_fields=True
         wants = any(urlsplit(url).scheme in ("tls", "wss") for url in self.server_list)
         if not (wants or self.tls_ca or self.tls_cert):
             return None
-        return make_tls(self.tls_ca, self.tls_cert, self.tls_key, self.tls_insecure)
-
-
-def make_tls(ca: str, cert: str, key: str, insecure: bool) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=_file(ca, "tls_ca"))
-    if cert:
-        try:
-            context.load_cert_chain(_file(cert, "tls_cert") or "", _file(key, "tls_key"))
-        except ssl.SSLError as exc:
-            raise ValueError(f"tls_cert/tls_key: cannot use them: {exc.reason or exc}") from None
-    if insecure:
-        context.check_hostname = False
-    return context
-
-
-def _file(path: str, key: str) -> str | None:
-    if not path:
-        return None
-    expanded = os.path.expanduser(path)
-    if not os.path.isfile(expanded):
-        raise ValueError(f"{key}: no such file: {expanded}")
-    if not os.access(expanded, os.R_OK):
-        raise ValueError(f"{key}: cannot read {expanded}")
-    return expanded
+        return virtbridge.tls_context(
+            self.tls_ca, self.tls_cert, self.tls_key, insecure=self.tls_insecure
+        )

@@ -16,7 +16,6 @@ from nats.js.errors import BucketNotFoundError, NoKeysError, NotFoundError
 
 import virtbridge
 
-from ._config import make_tls
 from ._connection import Connection
 from ._names import key_token, subject_token
 
@@ -47,7 +46,9 @@ async def open_feed(options: virtbridge.TailOptions) -> AsyncIterator[virtbridge
     policy, start = _since(options.since)
     tls = None
     if parts.scheme in ("tls", "wss") or options.tls_ca or options.tls_cert:
-        tls = make_tls(options.tls_ca, options.tls_cert, options.tls_key, options.tls_insecure)
+        tls = virtbridge.tls_context(
+            options.tls_ca, options.tls_cert, options.tls_key, insecure=options.tls_insecure
+        )
     conn = Connection(
         [server],
         name="virtbridge-tail",

@@ -78,3 +78,8 @@ def system_powerdown(domain: str) -> MonitorCommand:
 
 def system_wakeup(domain: str) -> MonitorCommand:
     return MonitorCommand(domain=domain, command="system_wakeup")
+
+
+def set_action(domain: str, **actions: str) -> MonitorCommand:
+    """QMP ``set-action``: what QEMU does on a guest reboot, shutdown, panic or watchdog."""
+    return MonitorCommand(domain=domain, command="set-action", arguments=actions)

@@ -55,7 +55,12 @@ class MonitorError(Signal, frozen=True, gc=False, kw_only=True):
 
 
 class IntentKind(str, Enum):
-    """Control-plane intents, spelled as in trace files."""
+    """Control-plane intents, spelled as in trace files.
+
+    ``save-failed`` is the second half of ``save``/``managed-save``: the process owner reports
+    that the image it was asked to write was not written (libvirt's save API failing), so the
+    domain is resumed instead of stopped.
+    """
 
     DEFINE = "define"
     UNDEFINE = "undefine"
@@ -71,6 +76,7 @@ class IntentKind(str, Enum):
     RESTORE = "restore"
     MANAGED_SAVE = "managed-save"
     PM_WAKEUP = "pm-wakeup"
+    SAVE_FAILED = "save-failed"
 
 
 class PolicyOverrides(msgspec.Struct, frozen=True, gc=False, kw_only=True):
@@ -149,7 +155,7 @@ SIGNAL_TYPES: tuple[type[Signal], ...] = (
     MonitorError,
     Intent,
     ObservedStatus,
-    ProcessLost,
     Timer,
     LibvirtEvent,
+    ProcessLost,  # new types go last: stored outboxes know the others by their position
 )

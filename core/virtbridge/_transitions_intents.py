@@ -29,6 +29,7 @@ NOT_RUNNING = "Requested operation is not valid: domain is not running"
 ALREADY_RUNNING = "Requested operation is not valid: domain is already running"
 PM_SUSPENDED = "Requested operation is not valid: domain is pmsuspended"
 NO_DOMAIN = "Domain not found: no domain with matching name '{name}'"
+NO_JOB = "Requested operation is not valid: no job is active on the domain"
 
 
 def _active(tx: Tx) -> DomainRecord | None:
@@ -83,6 +84,14 @@ def undefine(tx: Tx, intent: Intent) -> None:
     tx.lifecycle(EventType.UNDEFINED, UndefinedDetail.REMOVED)
 
 
+def configure_process(tx: Tx, dom: DomainRecord) -> None:
+    """What a new process must be told before its CPUs run, from the domain's effective policy
+    (libvirt puts it on QEMU's command line): on_reboot = destroy makes a guest reboot a
+    shutdown (``-action reboot=shutdown``), so the SHUTDOWN handler stops the domain."""
+    if dom.policy.on_reboot is LifecycleAction.DESTROY:
+        tx.act(act.set_action(dom.name, reboot="shutdown"))
+
+
 def start(tx: Tx, intent: Intent) -> None:
     """virDomainCreate: start paused (STARTING_UP), then ``cont``; RESUME announces it."""
     dom = tx.dom
@@ -97,6 +106,7 @@ def start(tx: Tx, intent: Intent) -> None:
         _restore(tx, dom, intent)
         return
     tx.activate()
+    configure_process(tx, dom)
     if intent.intent is IntentKind.START_PAUSED:
         # The CPUs never start: state set directly, STARTED then SUSPENDED.
         tx.set_state(DomainState.PAUSED, PausedReason.USER)
@@ -122,6 +132,7 @@ def _restore(tx: Tx, dom: DomainRecord, intent: Intent) -> None:
     """virDomainRestore: incoming migration leaves PAUSED/MIGRATION, STARTED/RESTORED, then
     ``cont`` (RESUMED/FROM_SNAPSHOT from the RESUME handler) unless it stays paused."""
     tx.activate()
+    configure_process(tx, dom)
     tx.set_state(DomainState.PAUSED, PausedReason.MIGRATION)
     tx.lifecycle(EventType.STARTED, StartedDetail.RESTORED)
     if intent.image_paused or intent.paused:
@@ -221,6 +232,30 @@ def save(tx: Tx, intent: Intent) -> None:
     tx.act(act.SaveState(domain=dom.name, managed=managed))
 
 
+def save_failed(tx: Tx, intent: Intent) -> None:
+    """virDomainSave's failure path: the image was not written and the process lives on.
+
+    The save job ends (a later SHUTDOWN or STOP is handled as usual again).  A domain the save
+    paused is resumed with reason SAVE_CANCELED (the RESUME handler then emits RESUMED/UNPAUSED);
+    one that was paused before the save stays paused, with no event.
+    """
+    dom = _active(tx)
+    if dom is None:
+        return
+    if not dom.saving:
+        tx.reject(NO_JOB)
+        return
+    dom.saving = False
+    dom.managed_save = False
+    # The save's own STOP either came (PAUSED/SAVE) or is still on its way (its reason is
+    # waiting in paused_reason): either way the save paused a running domain.
+    stopped = dom.state is DomainState.PAUSED and dom.reason == PausedReason.SAVE
+    stopping = dom.state is DomainState.RUNNING and dom.paused_reason == PausedReason.SAVE
+    if stopped or stopping:
+        dom.running_reason = RunningReason.SAVE_CANCELED
+        tx.act(act.cont(dom.name))
+
+
 def pm_wakeup(tx: Tx, intent: Intent) -> None:
     dom = _active(tx)
     if dom is not None:
@@ -242,6 +277,7 @@ INTENTS: dict[IntentKind, Callable[[Tx, Intent], None]] = {
     IntentKind.RESTORE: restore,
     IntentKind.MANAGED_SAVE: save,
     IntentKind.PM_WAKEUP: pm_wakeup,
+    IntentKind.SAVE_FAILED: save_failed,
 }
 
 

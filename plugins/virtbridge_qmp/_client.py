@@ -19,6 +19,8 @@ import itertools
 import json
 import logging
 import os
+import socket
+import struct
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -89,6 +91,11 @@ class QmpClient:
     or :meth:`next_event` and also go to ``on_event``, which runs in the reader task and must not
     block. ``on_eof`` is called once when the peer closes the stream. Connecting does not retry:
     reconnecting and backing off belong to the owner of the connection.
+
+    ``peer_pid`` (unix sockets only) is the process that must be listening: whoever else
+    answers on the path (someone who bound it first, or after the owner unlinked it) is refused
+    on its kernel-reported credentials (SO_PEERCRED) before a byte it sent is read, so a forged
+    greeting or event is never believed.
     """
 
     def __init__(
@@ -100,10 +107,14 @@ class QmpClient:
         on_event: Callable[[QmpEvent], None] | None = None,
         on_eof: Callable[[], None] | None = None,
         logger: logging.Logger | None = None,
+        peer_pid: int | None = None,
     ) -> None:
         if line_limit < 1:
             raise ValueError(f"line_limit must be positive, got {line_limit}")
+        if peer_pid is not None and isinstance(address, tuple):
+            raise ValueError("peer_pid: only a unix socket tells who is on the other end")
         self._address = address
+        self._peer_pid = peer_pid
         self._connect_timeout = connect_timeout
         self._line_limit = line_limit
         self._on_event = on_event
@@ -154,6 +165,8 @@ class QmpClient:
         except (OSError, asyncio.TimeoutError) as exc:
             reason = str(exc) or "timed out"
             raise QmpConnectionError(f"cannot connect to QMP at {where!r}: {reason}") from exc
+        if self._peer_pid is not None:
+            await self._check_peer(self._peer_pid)
         self._greeting = asyncio.get_running_loop().create_future()
         self._reader_task = asyncio.create_task(
             self._read_loop(), name=f"virtbridge.qmp.reader {where!r}"
@@ -172,6 +185,31 @@ class QmpClient:
             raise QmpConnectionError(
                 f"no QMP greeting from {where!r} within {self._connect_timeout} s"
             ) from None
+
+    async def _check_peer(self, expected: int) -> None:
+        """Refuse (close, log, raise) a listener that is not process ``expected``."""
+        assert self._writer is not None
+        try:
+            pid, uid = _peer_credentials(self._writer)
+        except OSError as exc:
+            pid, uid = -1, -1
+            self._log.warning("QMP %r: cannot learn who is listening: %s", self._address, exc)
+        if pid == expected:
+            return
+        writer, self._writer, self._reader = self._writer, None, None
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        self._log.warning(
+            "QMP %r: refused: the listener is pid %d (uid %d), not the emulator (pid %d)",
+            self._address,
+            pid,
+            uid,
+            expected,
+        )
+        raise QmpConnectionError(
+            f"QMP at {self._address!r} is served by pid {pid} (uid {uid}), not pid {expected}"
+        )
 
     async def close(self) -> None:
         """Close the connection. Pending commands fail; :meth:`events` ends after queued events."""
@@ -195,9 +233,18 @@ class QmpClient:
     # -- commands --------------------------------------------------------------------------
 
     async def execute(
-        self, command: str, arguments: dict[str, Any] | None = None, timeout: float | None = 5.0
+        self,
+        command: str,
+        arguments: dict[str, Any] | None = None,
+        timeout: float | None = 5.0,
+        *,
+        fd: int | None = None,
     ) -> Any:
         """Run ``command`` and return its ``return`` value.
+
+        ``fd`` is a file descriptor passed along with the command (SCM_RIGHTS, unix sockets
+        only), for ``getfd``: QEMU then writes to a file the caller opened, so no path ever
+        goes through a shell.  The caller keeps its own descriptor.
 
         Raises QmpCommandError for an error reply, QmpTimeout when no reply comes within
         ``timeout`` seconds (None waits forever), QmpEof when the server closes the stream first.
@@ -213,7 +260,11 @@ class QmpClient:
         reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[command_id] = (command, reply)
         try:
-            self._writer.write(json.dumps(message).encode() + b"\n")
+            line = json.dumps(message).encode() + b"\n"
+            if fd is None:
+                self._writer.write(line)
+            else:
+                await self._write_with_fd(line, fd, timeout)
             async with self._drain_lock:  # concurrent drain() is unsafe on older Pythons
                 await self._writer.drain()
             return await _bounded(reply, timeout)
@@ -225,6 +276,33 @@ class QmpClient:
             raise QmpConnectionError(f"sending {command!r} failed: {exc}") from exc
         finally:
             self._pending.pop(command_id, None)
+
+    async def _write_with_fd(self, line: bytes, fd: int, timeout: float | None) -> None:
+        """Send ``line`` with ``fd`` attached to its first byte.
+
+        The descriptor has to travel with the command's own bytes, so the line bypasses the
+        transport's buffer: first wait until everything written before it has gone out.
+        """
+        writer = self._writer
+        if writer is None or isinstance(self._address, tuple):
+            raise QmpConnectionError("file descriptors pass over unix sockets only")
+        transport = writer.transport
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while transport.get_write_buffer_size():
+            if deadline is not None and time.monotonic() > deadline:
+                raise asyncio.TimeoutError
+            await asyncio.sleep(0.005)
+        # A socket object of our own on a duplicate descriptor: asyncio's transport socket
+        # offers no sendmsg.
+        with socket.socket(fileno=os.dup(writer.get_extra_info("socket").fileno())) as sock:
+            try:
+                sent = socket.send_fds(sock, [line], [fd])
+            except BlockingIOError:
+                sent = 0
+        if sent == 0:
+            raise QmpConnectionError("the QMP socket accepted no data for a file descriptor")
+        if sent < len(line):
+            writer.write(line[sent:])
 
     # -- events ----------------------------------------------------------------------------
 
@@ -397,6 +475,15 @@ class QmpClient:
         if self.at_eof:
             return QmpEof(f"cannot run {command!r}: the QMP server closed the connection")
         return QmpConnectionError(f"cannot run {command!r}: the QMP connection is closed")
+
+
+def _peer_credentials(writer: asyncio.StreamWriter) -> tuple[int, int]:
+    """(pid, uid) of the process listening on the other end of a unix socket (SO_PEERCRED:
+    recorded by the kernel when it called listen(), whatever it claims later)."""
+    sock = writer.get_extra_info("socket")
+    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, _gid = struct.unpack("3i", raw)
+    return int(pid), int(uid)
 
 
 async def _bounded(awaitable: Awaitable[T], timeout: float | None) -> T:

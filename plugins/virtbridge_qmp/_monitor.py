@@ -52,6 +52,7 @@ class MonitorSession:
         domain: str | None = None,
         logger: logging.Logger | None = None,
         line_limit: int = 1 << 20,
+        peer_pid: int | None = None,
     ) -> None:
         self.address = address
         self.ctx = ctx
@@ -60,7 +61,7 @@ class MonitorSession:
         self.log = logger or (
             ctx.logger if ctx is not None else logging.getLogger("virtbridge.qmp")
         )
-        self.client = QmpClient(address, line_limit=line_limit, logger=self.log)
+        self.client = QmpClient(address, line_limit=line_limit, logger=self.log, peer_pid=peer_pid)
         self.connected = asyncio.Event()
 
     async def connect(self) -> None:
@@ -124,9 +125,14 @@ class MonitorSession:
         await self.ctx.submit(await self.status(fresh=False))
 
     async def execute(
-        self, command: str, arguments: dict[str, Any] | None = None, timeout: float = 10.0
+        self,
+        command: str,
+        arguments: dict[str, Any] | None = None,
+        timeout: float = 10.0,
+        *,
+        fd: int | None = None,
     ) -> Any:
-        return await self.client.execute(command, arguments, timeout=timeout)
+        return await self.client.execute(command, arguments, timeout=timeout, fd=fd)
 
     async def close(self) -> None:
         await self.client.close()

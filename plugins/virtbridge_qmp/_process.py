@@ -50,7 +50,10 @@ class Emulator:
         self._exited = asyncio.Event()
 
     @classmethod
-    def launch(cls, argv: list[str], log: Path, pidfile: Path) -> Emulator:
+    def launch(
+        cls, argv: list[str], log: Path, pidfile: Path, pass_fds: tuple[int, ...] = ()
+    ) -> Emulator:
+        """Start ``argv``; ``pass_fds`` are inherited at the same numbers (all others closed)."""
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("ab") as output:
             popen = subprocess.Popen(
@@ -60,6 +63,7 @@ class Emulator:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 close_fds=True,
+                pass_fds=pass_fds,
             )
         emulator = cls(popen.pid, popen, pidfile)
         pidfile.write_text(f"{popen.pid} {start_time(popen.pid) or 0}\n")
@@ -69,13 +73,23 @@ class Emulator:
     def adopt(cls, pidfile: Path) -> Emulator | None:
         """Re-find a process a previous bridge started, if it is still that process."""
         try:
-            pid_text, started = pidfile.read_text().split()
-            pid = int(pid_text)
+            pid_text, started_text = pidfile.read_text().split()
+            pid, started = int(pid_text), int(started_text)
         except (OSError, ValueError):
             return None
-        if start_time(pid) != int(started):
+        emulator = cls(pid, None, pidfile)
+        # Checked after the pidfd is open: if the start time still matches, the pidfd is that
+        # process, and every later signal reaches it or nobody, never a recycled PID.
+        if start_time(pid) != started:
+            emulator.release()
             return None  # gone, or the PID now belongs to someone else
-        return cls(pid, None, pidfile)
+        return emulator
+
+    def release(self) -> None:
+        """Close the pidfd without waiting for the process (it is not ours after all)."""
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
 
     @property
     def alive(self) -> bool:

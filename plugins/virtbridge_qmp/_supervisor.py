@@ -1,20 +1,25 @@
 """The ``qemu`` source: launch and own one QEMU process the way libvirt does.
 
-QEMU is started with ``-S -no-shutdown`` and a QMP socket of the source's own; the engine's
-start intent is fed before ``cont``, so clients see libvirt's RESUMED then STARTED.  Every
-action the engine asks for is carried out here: SIGTERM after a finished shutdown (SIGKILL if
-QEMU is still there after ``kill_timeout``), ``system_reset`` + ``cont`` for a fake reboot,
+QEMU is started with ``-S -no-shutdown`` and a QMP socket of the source's own, in a private
+directory (see ``_sockets``); only QEMU itself is believed on it (the listener's pid is
+checked).  The engine's start intent is fed before ``cont``, so clients see libvirt's RESUMED
+then STARTED.  Every action the engine asks for is carried out here: monitor commands (the
+reboot action its policy needs, ``cont``, a fake reboot's ``system_reset`` + ``cont``),
+SIGTERM after a finished shutdown (SIGKILL if QEMU is still there after ``kill_timeout``),
 memory dumps for coredump-* crash policies, the save image, and ``query-status`` resyncs.
+
+A QEMU left running by an earlier bridge is re-found through its pid file.  If its monitor
+cannot be reached (hung, held by another client, its socket replaced), it is killed, as
+libvirt kills on a failed reconnect "to remove danger of it ending up running twice", and
+only once it is gone is the domain reported stopped and, with ``autostart``, started again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import shutil
 import signal
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -24,8 +29,8 @@ import virtbridge
 from ._errors import QmpError
 from ._monitor import MonitorSession
 from ._process import Emulator
-
-UNIX_PATH_MAX = 100  # sun_path holds 108 bytes; stay clear of it
+from ._save import SaveError, save_image
+from ._sockets import SocketAddress, SocketDirectory
 
 
 class QemuConfig(virtbridge.PluginConfig, kw_only=True, forbid_unknown_fields=True):
@@ -43,6 +48,9 @@ class QemuConfig(virtbridge.PluginConfig, kw_only=True, forbid_unknown_fields=Tr
     on_bridge_stop: Literal["keep", "destroy"] = "keep"
     """keep: QEMU outlives the bridge and is re-found at the next start (as libvirt's guests
     outlive libvirtd); destroy: stop it with the bridge."""
+    save_timeout: float = 600.0
+    """Seconds a save may take; a migration still running then is cancelled and the domain
+    resumed, as after any failed save."""
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -56,6 +64,8 @@ class QemuConfig(virtbridge.PluginConfig, kw_only=True, forbid_unknown_fields=Tr
             raise ValueError(f"{key}: {problem}")
         if self.kill_timeout < 0:
             raise ValueError("kill_timeout: must be 0 or more seconds")
+        if self.save_timeout <= 0:
+            raise ValueError("save_timeout: must be positive")
 
     def policy(self) -> virtbridge.PolicyOverrides:
         return virtbridge.PolicyOverrides(
@@ -74,6 +84,7 @@ class QemuSource(virtbridge.Source):
         self.ctx: virtbridge.SourceContext | None = None
         self.emulator: Emulator | None = None
         self.session: MonitorSession | None = None
+        self._sockets: SocketDirectory | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._lock = asyncio.Lock()
 
@@ -83,12 +94,11 @@ class QemuSource(virtbridge.Source):
         assert self.ctx is not None
         return self.ctx.state_dir / "qemu" / virtbridge.escape_token(self.domain)
 
-    def _socket(self) -> Path:
-        path = self._dir() / "qmp.sock"
-        if len(str(path)) > UNIX_PATH_MAX:  # deep state directories: a short, stable name
-            digest = hashlib.sha256(str(path).encode()).hexdigest()[:16]
-            path = Path(tempfile.gettempdir()) / f"virtbridge-{digest}.qmp"
-        return path
+    def _socket(self) -> SocketAddress:
+        """The monitor socket, in the private directory (checked again: raises OSError)."""
+        if self._sockets is None:
+            raise OSError("no private directory for QMP sockets")
+        return self._sockets.address(self.domain)
 
     # -- running ------------------------------------------------------------------------------
 
@@ -96,17 +106,25 @@ class QemuSource(virtbridge.Source):
         self.ctx = ctx
         ctx.claim(self.domain)
         self._dir().mkdir(parents=True, exist_ok=True)
-        adopted = Emulator.adopt(self._dir() / "qemu.pid")
-        if adopted is not None and await self._reattach(adopted):
+        # An unsafe directory stops the source here, with the reason, before any socket in it
+        # is trusted; a QEMU already running is left alone (its pid file stays).
+        self._sockets = SocketDirectory(ctx.state_dir / "q")
+        # Under the start lock: a `ctl start` meanwhile waits, and then finds the re-found
+        # QEMU running, or the unreachable one gone and the domain reported stopped.
+        async with self._lock:
+            adopted = Emulator.adopt(self._dir() / "qemu.pid")
+            reattached = adopted is not None and await self._reattach(adopted)
+            if not reattached:
+                if adopted is not None:
+                    await self._end_unreachable(adopted)
+                # Not running (any more): if the engine still thinks it runs (restored state),
+                # this stops it as libvirt's failed reconnect does (SHUTOFF/CRASHED).
+                stamp = virtbridge.Timestamp.from_float(time.time())
+                await ctx.submit(virtbridge.ProcessLost(domain=self.domain, timestamp=stamp))
+        if reattached:
+            assert adopted is not None
             ctx.logger.info("re-found QEMU (pid %d) for %r", adopted.pid, self.domain)
             await asyncio.Event().wait()
-        # Not running (any more): if the engine still thinks it runs (restored state, the
-        # process died while the bridge was away), this ends it as libvirt's reconnect would.
-        await ctx.submit(
-            virtbridge.MonitorEof(
-                domain=self.domain, timestamp=virtbridge.Timestamp.from_float(time.time())
-            )
-        )
         if self.config.autostart:
             error = await self.start_domain(self.domain)
             if error:
@@ -114,14 +132,37 @@ class QemuSource(virtbridge.Source):
         await asyncio.Event().wait()  # live until the bridge stops
 
     async def _reattach(self, emulator: Emulator) -> bool:
-        session = MonitorSession(str(self._socket()), self.ctx, domain=self.domain)
+        try:
+            address = self._socket()
+        except OSError as exc:
+            assert self.ctx is not None
+            self.ctx.logger.error("%s: %s", self.domain, exc)
+            return False
+        session = MonitorSession(address.path, self.ctx, domain=self.domain, peer_pid=emulator.pid)
         try:
             await session.connect()
-        except QmpError:
+        except QmpError as exc:
+            assert self.ctx is not None
+            self.ctx.logger.warning("%s: cannot reattach: %s", self.domain, exc)
             return False
         self.emulator, self.session = emulator, session
         self._spawn(self._follow(session, emulator, fresh=False))
         return True
+
+    async def _end_unreachable(self, emulator: Emulator) -> None:
+        """qemuProcessReconnect's failure path: a QEMU whose monitor we cannot have is killed
+        (SIGTERM, SIGKILL after ``kill_timeout``), never orphaned, and waited for, so nothing
+        starts a second QEMU on its disks while it lives."""
+        assert self.ctx is not None
+        self.ctx.logger.error(
+            "%s: the monitor of QEMU (pid %d) cannot be reached: killing it, as libvirt does "
+            "when it cannot reconnect",
+            self.domain,
+            emulator.pid,
+        )
+        self.emulator = emulator  # a destroy meanwhile reaches it too
+        self._kill(emulator, self.config.kill_timeout)
+        await emulator.wait()
 
     async def start_domain(self, domain: str) -> str | None:
         """Launch QEMU and start the domain (``virtbridge ctl DOMAIN start``); an error message
@@ -130,18 +171,17 @@ class QemuSource(virtbridge.Source):
             if self.emulator is not None and self.emulator.alive:
                 return "Requested operation is not valid: domain is already running"
             assert self.ctx is not None
-            socket = self._socket()
-            socket.unlink(missing_ok=True)
-            argv = [
-                *self.config.command,
-                "-S",
-                "-no-shutdown",
-                "-qmp",
-                f"unix:{socket},server=on,wait=off",
-            ]
+            try:
+                socket = self._socket()
+                socket.real.unlink(missing_ok=True)
+            except OSError as exc:
+                return f"cannot start: {exc}"
+            argv = [*self.config.command, "-S", "-no-shutdown", "-qmp", socket.qemu_option()]
             log = self._dir() / "qemu.log"
             try:
-                emulator = Emulator.launch(argv, log, self._dir() / "qemu.pid")
+                emulator = Emulator.launch(
+                    argv, log, self._dir() / "qemu.pid", pass_fds=socket.pass_fds
+                )
             except OSError as exc:
                 return f"cannot run {argv[0]}: {exc}"
             session = await self._connect(socket, emulator)
@@ -166,10 +206,12 @@ class QemuSource(virtbridge.Source):
             self._spawn(self._follow(session, emulator, fresh=None))
             return None
 
-    async def _connect(self, socket: Path, emulator: Emulator) -> MonitorSession | None:
+    async def _connect(self, socket: SocketAddress, emulator: Emulator) -> MonitorSession | None:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and await _still_running(emulator):
-            session = MonitorSession(str(socket), self.ctx, domain=self.domain)
+            session = MonitorSession(
+                socket.path, self.ctx, domain=self.domain, peer_pid=emulator.pid
+            )
             try:
                 await session.connect()
                 return session
@@ -178,12 +220,10 @@ class QemuSource(virtbridge.Source):
         return None
 
     async def _prepare(self, session: MonitorSession) -> None:
-        actions: dict[str, str] = {}
-        if self.config.on_reboot is virtbridge.LifecycleAction.DESTROY:
-            actions["reboot"] = "shutdown"  # a guest reboot becomes a shutdown, as libvirt asks
+        # QEMU's reboot action is not set here: it follows the domain's effective policy
+        # ([bridge], [domains."x"] and this source's keys), so the engine asks for it with
+        # the start (a set-action command before the ``cont``).
         with contextlib.suppress(QmpError):
-            if actions:
-                await session.execute("set-action", actions)
             capabilities = [{"capability": "events", "state": True}]
             await session.execute("migrate-set-capabilities", {"capabilities": capabilities})
 
@@ -192,7 +232,10 @@ class QemuSource(virtbridge.Source):
     ) -> None:
         """Stream the monitor's events, then report the exit."""
         assert self.ctx is not None
-        await session.run(fresh=fresh)
+        try:
+            await session.run(fresh=fresh)
+        except QmpError as exc:  # e.g. QEMU gone before query-status answered: still reap it
+            self.ctx.logger.warning("%s: monitor failed: %s", self.domain, exc)
         await session.close()
         ended = await emulator.wait()
         await self.ctx.submit(
@@ -213,6 +256,11 @@ class QemuSource(virtbridge.Source):
 
     async def perform(self, action: virtbridge.Action) -> None:
         emulator, session = self.emulator, self.session
+        if isinstance(action, virtbridge.SaveState):
+            # Answered in every case: the engine waits for the image or for its failure.
+            live = emulator is not None and emulator.alive
+            await self._save(session if live else None)
+            return
         if emulator is None or not emulator.alive:
             return
         if isinstance(action, virtbridge.Kill):
@@ -227,8 +275,6 @@ class QemuSource(virtbridge.Source):
                 self.ctx.logger.warning("%s: %s failed: %s", self.domain, action.command, exc)
         elif isinstance(action, virtbridge.CoreDump):
             await self._dump(session)
-        elif isinstance(action, virtbridge.SaveState):
-            await self._save(session)
         elif isinstance(action, virtbridge.Resync):
             await session.resync()
 
@@ -257,23 +303,29 @@ class QemuSource(virtbridge.Source):
             assert self.ctx is not None
             self.ctx.logger.error("%s: memory dump failed: %s", self.domain, exc)
 
-    async def _save(self, session: MonitorSession) -> None:
-        path = self._dir() / "save.img"
+    async def _save(self, session: MonitorSession | None) -> None:
+        """Write ``save.img``; end QEMU only once the image is complete (its exit is the
+        STOPPED/SAVED).  On failure the engine is told, and resumes the domain as libvirt
+        does (RUNNING/SAVE_CANCELED)."""
+        assert self.ctx is not None
         try:
-            await session.execute("migrate", {"uri": f"exec:cat > {path}"})
-            deadline = time.monotonic() + 600
-            while time.monotonic() < deadline:
-                state = await session.execute("query-migrate")
-                status = state.get("status") if isinstance(state, dict) else None
-                if status == "completed":
-                    break
-                if status in ("failed", "cancelled"):
-                    raise QmpError(f"migration to {path} {status}")
-                await asyncio.sleep(0.05)
+            if session is None:
+                raise SaveError("no QEMU monitor to save through")
+            await save_image(session, self._dir() / "save.img", self.config.save_timeout)
+        except SaveError as exc:
+            self.ctx.logger.error("%s: save failed: %s", self.domain, exc)
+            await self.ctx.submit(
+                virtbridge.Intent(
+                    domain=self.domain,
+                    intent=virtbridge.IntentKind.SAVE_FAILED,
+                    timestamp=virtbridge.Timestamp.from_float(time.time()),
+                )
+            )
+            return
+        try:
             await session.execute("quit")
         except QmpError as exc:
-            assert self.ctx is not None
-            self.ctx.logger.error("%s: save failed: %s", self.domain, exc)
+            self.ctx.logger.warning("%s: quit after the save: %s", self.domain, exc)
 
     async def aclose(self) -> None:
         emulator = self.emulator
@@ -285,6 +337,8 @@ class QemuSource(virtbridge.Source):
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.session is not None:
             await self.session.close()
+        if self._sockets is not None:
+            self._sockets.close()
 
 
 async def _still_running(emulator: Emulator) -> bool:

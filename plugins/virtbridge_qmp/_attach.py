@@ -122,11 +122,12 @@ class QmpAttachSource(virtbridge.Source):
                 ctx.logger.debug("monitor %s: %s", key, exc)
                 if initial and self.config.domain:
                     # A monitor we knew (restored state) is gone: the VM died while the bridge
-                    # was away.  The engine ignores this for a domain it thinks is not running.
+                    # was away, as libvirt's reconnect finds it.  The engine ignores this for
+                    # a domain it thinks is not running.
                     initial = False
                     stamp = virtbridge.Timestamp.from_float(time.time())
                     await ctx.submit(
-                        virtbridge.MonitorEof(domain=self.config.domain, timestamp=stamp)
+                        virtbridge.ProcessLost(domain=self.config.domain, timestamp=stamp)
                     )
                 if self.config.watched and not Path(key).exists():
                     return  # the VM is gone for good: stop retrying its socket

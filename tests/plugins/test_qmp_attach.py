@@ -269,3 +269,31 @@ def test_control_of_an_attached_domain(qemu: Images, tmp_path: Path, sockdir: Pa
                 assert fleet["b"].process.returncode is None
 
     run(main())
+
+
+@pytest.mark.parametrize("strict", [False, True], ids=["default", "strict"])
+def test_a_vm_that_died_while_the_bridge_was_away(
+    qemu: Images, tmp_path: Path, sockdir: Path, strict: bool
+) -> None:
+    """libvirt's reconnect stops such a domain without an event; virtbridge says so with the
+    extension STOPPED/VANISHED, and nothing under strict_libvirt (never STOPPED/FAILED, which
+    means "it crashed while we watched")."""
+    settings = {"strict_libvirt": strict}
+
+    async def main() -> list[str]:
+        async with Fleet(qemu, sockdir) as fleet:
+            await fleet.spawn("idle", "vm")
+            await fleet["vm"].wait_for_boot("idle")
+            source = attach(sockdir / "vm.qmp", domain="vm")
+            async with BridgeRun(tmp_path, sources=[source], bridge=settings) as first:
+                await until(first.attached())
+            await fleet["vm"].kill()
+            second = BridgeRun(tmp_path, sources=[source], bridge=settings, name="second")
+            second.state_dir = first.state_dir
+            second.data["bridge"]["state_dir"] = str(first.state_dir)
+            async with second:
+                await second.settle(quiet=1.0)
+                return second.lines()
+
+    expected = [] if strict else ["STOPPED/VANISHED [5/100] -> SHUTOFF/CRASHED [5/3]"]
+    assert run(main()) == expected

@@ -684,6 +684,22 @@ LIFECYCLE: list[Row] = [
         ],
     ),
     Row(
+        EventType.STOPPED,
+        StoppedDetail.VANISHED,
+        7,
+        [
+            "myDomainEventCallback1 EVENT: Domain demo(7) Stopped Vanished",
+            "myDomainEventCallback2 EVENT: Domain demo(7) Stopped Vanished",
+        ],
+        [
+            "myDomainEventCallback1 EVENT: Domain demo(7) Stopped Vanished",
+            "myDomainEventCallback2 EVENT: Domain demo(7) Stopped Vanished",
+        ],
+        [
+            "event 'lifecycle' for domain 'demo': Stopped Vanished",
+        ],
+    ),
+    Row(
         EventType.SHUTDOWN,
         ShutdownDetail.FINISHED,
         7,

@@ -23,7 +23,7 @@ from pathlib import Path
 import msgspec
 
 from virtbridge import Engine, Intent, IntentKind, QmpEvent, Signal
-from virtbridge._trace import parse_line
+from virtbridge.wire.trace import parse_line
 
 ROOT = Path(__file__).resolve().parents[1]
 TRACES = Path(os.environ.get("VIRTBRIDGE_BENCH_TRACES", ROOT / "examples" / "traces"))

@@ -6,10 +6,8 @@ underscore is private.
 
 from __future__ import annotations
 
-from virtbridge._bus import Acks, DomainStates, follow
-from virtbridge._config_values import ConfigError
-from virtbridge._engine import DomainView, Engine, Outcome
-from virtbridge._engine_actions import (
+from virtbridge.config.values import ConfigError
+from virtbridge.engine.actions import (
     Action,
     CoreDump,
     Kill,
@@ -18,8 +16,21 @@ from virtbridge._engine_actions import (
     SaveState,
     ScheduleTimer,
 )
-from virtbridge._model import DomainRef, Event
-from virtbridge._model_events import (
+from virtbridge.engine.engine import DomainView, Engine, Outcome
+from virtbridge.engine.events import DomainRef, Event
+from virtbridge.engine.lifecycle import (
+    CrashedDetail,
+    DefinedDetail,
+    EventType,
+    PMSuspendedDetail,
+    ResumedDetail,
+    ShutdownDetail,
+    StartedDetail,
+    StoppedDetail,
+    SuspendedDetail,
+    UndefinedDetail,
+)
+from virtbridge.engine.payloads import (
     PAYLOAD_TYPES,
     AgentLifecycle,
     AgentReason,
@@ -61,23 +72,37 @@ from virtbridge._model_events import (
     Watchdog,
     WatchdogAction,
 )
-from virtbridge._model_lifecycle import (
-    CrashedDetail,
-    DefinedDetail,
-    EventType,
-    PMSuspendedDetail,
-    ResumedDetail,
-    ShutdownDetail,
-    StartedDetail,
-    StoppedDetail,
-    SuspendedDetail,
-    UndefinedDetail,
+from virtbridge.engine.policy import LifecycleAction, Policy, ShutdownTimeoutAction
+from virtbridge.engine.signals import (
+    Intent,
+    IntentKind,
+    LibvirtEvent,
+    MonitorEof,
+    MonitorError,
+    ObservedStatus,
+    PolicyOverrides,
+    ProcessExit,
+    ProcessLost,
+    QmpEvent,
+    Signal,
+    Timer,
 )
-from virtbridge._model_policy import LifecycleAction, Policy, ShutdownTimeoutAction
-from virtbridge._model_time import Timestamp
-from virtbridge._names import escape_token, unescape_token
-from virtbridge._outbox import MemoryOutbox, Outbox
-from virtbridge._plugin_api import (
+from virtbridge.engine.states import (
+    BlockedReason,
+    CrashedReason,
+    DomainState,
+    NostateReason,
+    PausedReason,
+    PMSuspendedReason,
+    RunningReason,
+    ShutdownReason,
+    ShutoffReason,
+)
+from virtbridge.engine.time import Timestamp
+from virtbridge.hookspecs import hookimpl
+from virtbridge.outbox.base import MemoryOutbox, Outbox
+from virtbridge.outbox.records import Record
+from virtbridge.plugin.api import (
     Acknowledgement,
     PluginConfig,
     Rejected,
@@ -92,36 +117,9 @@ from virtbridge._plugin_api import (
     TailOptions,
     TailType,
 )
-from virtbridge._records import Record
-from virtbridge._signals import (
-    Intent,
-    IntentKind,
-    LibvirtEvent,
-    MonitorEof,
-    MonitorError,
-    ObservedStatus,
-    PolicyOverrides,
-    ProcessExit,
-    ProcessLost,
-    QmpEvent,
-    Signal,
-    Timer,
-)
-from virtbridge._state import (
-    BlockedReason,
-    CrashedReason,
-    DomainState,
-    NostateReason,
-    PausedReason,
-    PMSuspendedReason,
-    RunningReason,
-    ShutdownReason,
-    ShutoffReason,
-)
-from virtbridge._tls import tls_context
-from virtbridge._trace import TraceError, signal_to_object
-from virtbridge._trace import parse_line as parse_trace_line
-from virtbridge._wire import (
+from virtbridge.plugin.bus import Acks, DomainStates, follow
+from virtbridge.plugin.tls import tls_context
+from virtbridge.wire.cloudevents import (
     DomainStatus,
     WireEvent,
     cloudevent,
@@ -130,7 +128,9 @@ from virtbridge._wire import (
     event_from_data,
     event_to_data,
 )
-from virtbridge.hookspecs import hookimpl
+from virtbridge.wire.names import escape_token, unescape_token
+from virtbridge.wire.trace import TraceError, signal_to_object
+from virtbridge.wire.trace import parse_line as parse_trace_line
 
 __version__ = "0.1.0"
 

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from virtbridge._cli import main
+from virtbridge.cli.main import main
 
 raise SystemExit(main())

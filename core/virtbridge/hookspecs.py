@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from virtbridge._model import Event
-    from virtbridge._plugin_api import SinkType, SourceType, TailType
-    from virtbridge._runtime import Bridge
+    from virtbridge.engine.events import Event
+    from virtbridge.plugin.api import SinkType, SourceType, TailType
+    from virtbridge.runtime.bridge import Bridge
 
 PROJECT = "virtbridge"
 

@@ -13,9 +13,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from virtbridge import Engine, Event, EventID, Outcome, Signal, Timestamp
-from virtbridge._model_lifecycle import DETAILS, EventType
-from virtbridge._state import REASONS
-from virtbridge._trace import parse_object
+from virtbridge.engine.lifecycle import DETAILS, EventType
+from virtbridge.engine.states import REASONS
+from virtbridge.wire.trace import parse_object
 
 OTHER_SIGNALS = {"eof", "exit", "status", "timer", "libvirt", "monitor-error", "lost"}
 

@@ -85,7 +85,7 @@ def test_lifecycle_action_codes_are_libvirts() -> None:
 
 
 def test_every_event_id_has_a_payload_type_and_kind() -> None:
-    from virtbridge._model_events import PAYLOAD_TYPES
+    from virtbridge.engine.payloads import PAYLOAD_TYPES
 
     assert set(PAYLOAD_TYPES) == set(vb.EventID)
     kinds = [member.kind for member in vb.EventID]

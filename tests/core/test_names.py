@@ -7,7 +7,7 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from virtbridge._names import escape_token, unescape_token
+from virtbridge.wire.names import escape_token, unescape_token
 
 
 def test_examples() -> None:
@@ -32,3 +32,8 @@ def test_tokens_are_safe_and_reversible(name: str) -> None:
 @given(st.text(), st.text())
 def test_distinct_names_give_distinct_tokens(a: str, b: str) -> None:
     assert (escape_token(a) == escape_token(b)) == (a == b)
+
+
+def test_a_final_newline_is_escaped() -> None:
+    assert escape_token("vm1\n") == "vm1%0A"
+    assert unescape_token(escape_token("vm1\n")) == "vm1\n"

@@ -6,8 +6,8 @@ import asyncio
 from pathlib import Path
 
 from virtbridge import Engine, Event, LibvirtEvent
-from virtbridge._outbox_sqlite import SqliteOutbox
-from virtbridge._trace import parse_line
+from virtbridge.outbox.sqlite import SqliteOutbox
+from virtbridge.wire.trace import parse_line
 
 TRACES = Path(__file__).resolve().parents[2] / "examples" / "traces"
 

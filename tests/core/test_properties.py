@@ -26,10 +26,10 @@ from virtbridge import (
     Timer,
     Timestamp,
 )
-from virtbridge._model_lifecycle import EventType, StartedDetail, states_after
-from virtbridge._model_policy import LifecycleAction, ShutdownTimeoutAction
-from virtbridge._state import ACTIVE_STATES, EXTENSION_BASE, is_valid_pair
-from virtbridge._transitions import QMP_HANDLERS
+from virtbridge.engine.lifecycle import EventType, StartedDetail, states_after
+from virtbridge.engine.policy import LifecycleAction, ShutdownTimeoutAction
+from virtbridge.engine.qmp import QMP_HANDLERS
+from virtbridge.engine.states import ACTIVE_STATES, EXTENSION_BASE, is_valid_pair
 
 DOMAINS = ["a", "b/#", "c.>", "d"]
 QMP_NAMES = [*QMP_HANDLERS, "UNKNOWN_EVENT", "NIC_RX_FILTER_CHANGED"]
@@ -93,7 +93,7 @@ lifecycle = st.sampled_from(EventType).flatmap(
         st.sampled_from(
             sorted(
                 d
-                for d in __import__("virtbridge._model_lifecycle", fromlist=["DETAILS"]).DETAILS[e]
+                for d in __import__("virtbridge.engine.lifecycle", fromlist=["DETAILS"]).DETAILS[e]
                 if d < EXTENSION_BASE
             )
         ),

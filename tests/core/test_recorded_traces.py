@@ -11,7 +11,7 @@ import pytest
 
 from tests.core.scenario import describe
 from virtbridge import Engine, Event, EventID, Signal
-from virtbridge._trace import parse_line
+from virtbridge.wire.trace import parse_line
 
 TRACES = Path(__file__).resolve().parents[2] / "examples" / "traces"
 

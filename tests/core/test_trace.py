@@ -21,10 +21,10 @@ from virtbridge import (
     Timer,
     Timestamp,
 )
-from virtbridge._model_events import Watchdog, WatchdogAction
-from virtbridge._model_lifecycle import EventType, StoppedDetail
-from virtbridge._state import DomainState, ShutoffReason
-from virtbridge._trace import TraceError, parse_line, signal_to_object
+from virtbridge.engine.lifecycle import EventType, StoppedDetail
+from virtbridge.engine.payloads import Watchdog, WatchdogAction
+from virtbridge.engine.states import DomainState, ShutoffReason
+from virtbridge.wire.trace import TraceError, parse_line, signal_to_object
 
 STAMP = {"seconds": 1764100633, "microseconds": 983000}
 

@@ -10,7 +10,7 @@ import pytest
 
 import virtbridge
 from virtbridge import DomainStatus, Engine, Event, decode_cloudevent, parse_trace_line
-from virtbridge._wire import parse_time
+from virtbridge.wire.cloudevents import parse_time
 
 TRACES = Path(__file__).resolve().parents[2] / "examples" / "traces"
 

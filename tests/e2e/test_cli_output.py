@@ -77,8 +77,8 @@ def test_replay_json_is_cloudevents() -> None:
 
 def test_json_round_trips_to_the_same_events() -> None:
     from virtbridge import event_from_data
-    from virtbridge._engine import Engine
-    from virtbridge._trace import parse_line
+    from virtbridge.engine.engine import Engine
+    from virtbridge.wire.trace import parse_line
 
     result = virtbridge("replay", str(TRACES / "save-restore.jsonl"), "--format", "json")
     wire = [json.loads(line) for line in result.stdout.splitlines()]

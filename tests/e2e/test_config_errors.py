@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from virtbridge._cli import main
+from virtbridge.cli.main import main
 
 HERE = Path(__file__).resolve().parent
 PLUGINS = HERE.parent / "plugins"
@@ -135,7 +135,7 @@ def test_config_error(
 
 def test_typo_in_a_hook_name_is_named() -> None:
     from virtbridge import ConfigError
-    from virtbridge._config import load
+    from virtbridge.config.load import load
 
     with pytest.raises(ConfigError, match="unknown hook 'virtbridge_on_events'"):
         load(None, data={}, extra_plugins=[str(PLUGINS / "typo_plugin.py")])
@@ -162,7 +162,7 @@ def test_real_process_exits_2_without_traceback(tmp_path: Path) -> None:
 
 
 def test_env_interpolation_with_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from virtbridge._config import load
+    from virtbridge.config.load import load
 
     monkeypatch.setenv("VB_TEST_OUT", str(tmp_path / "x.jsonl"))
     monkeypatch.delenv("VB_TEST_MISSING", raising=False)

@@ -16,8 +16,8 @@ import pytest
 
 from tests.support.bigtrace import build_trace
 from tests.support.bridge import child_env
-from virtbridge._config import load
-from virtbridge._runtime import Bridge
+from virtbridge.config.load import load
+from virtbridge.runtime.bridge import Bridge
 
 ROOT = Path(__file__).resolve().parents[2]
 TRACES = ROOT / "examples" / "traces"

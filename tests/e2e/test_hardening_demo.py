@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from tests.support.bridge import child_env
-from virtbridge import _cli, _config
-from virtbridge._control import ControlServer
-from virtbridge._metrics import MetricsServer
-from virtbridge._runtime import Bridge
+from virtbridge.cli import main as _cli
+from virtbridge.config import load as _config
+from virtbridge.runtime.bridge import Bridge
+from virtbridge.runtime.control_socket import ControlServer
+from virtbridge.runtime.metrics import MetricsServer
 
 
 def test_the_demo_configuration_keeps_nothing_and_listens_nowhere() -> None:

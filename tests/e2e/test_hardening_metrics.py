@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from tests.support.bridge import TESTKIT, child_env, write_config
-from virtbridge._metrics import MetricsServer
+from virtbridge.runtime.metrics import MetricsServer
 
 DEADLINE = 10.0
 """The documented time a client gets to send its whole request head."""

@@ -7,8 +7,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from virtbridge._config import load
-from virtbridge._runtime import Bridge
+from virtbridge.config.load import load
+from virtbridge.runtime.bridge import Bridge
 
 ROOT = Path(__file__).resolve().parents[2]
 TRACE = ROOT / "examples" / "traces" / "poweroff.jsonl"

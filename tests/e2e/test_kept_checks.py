@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from virtbridge._config import load
-from virtbridge._runtime import Bridge
+from virtbridge.config.load import load
+from virtbridge.runtime.bridge import Bridge
 
 
 def test_variables_are_not_expanded_twice() -> None:

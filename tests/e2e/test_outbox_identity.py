@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from virtbridge._config import load
-from virtbridge._runtime import Bridge
+from virtbridge.config.load import load
+from virtbridge.runtime.bridge import Bridge
 
 TESTKIT = "tests.plugins.testkit_plugin"
 

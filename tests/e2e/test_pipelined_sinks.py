@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from virtbridge._config import load
-from virtbridge._runtime import Bridge
+from virtbridge.config.load import load
+from virtbridge.runtime.bridge import Bridge
 
 TESTKIT = "tests.plugins.testkit_plugin"
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from virtbridge import hookspecs
-from virtbridge._config import load
-from virtbridge._runtime import Bridge
+from virtbridge.config.load import load
+from virtbridge.runtime.bridge import Bridge
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGINS = ROOT / "tests" / "plugins"

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 from tests.support.bridge import child_env
-from virtbridge._config import load
-from virtbridge._runtime import Bridge
+from virtbridge.config.load import load
+from virtbridge.runtime.bridge import Bridge
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTKIT = "tests.plugins.testkit_plugin"

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from virtbridge import Engine, Intent, IntentKind, QmpEvent, Timestamp
-from virtbridge._config import load
-from virtbridge._engine import SAVED_SLOTS
-from virtbridge._runtime import Bridge
+from virtbridge.config.load import load
+from virtbridge.engine.engine import SAVED_SLOTS
+from virtbridge.runtime.bridge import Bridge
 
 TESTKIT = "tests.plugins.testkit_plugin"
 

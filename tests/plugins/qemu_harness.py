@@ -30,9 +30,9 @@ from typing import Any, TypeVar
 
 from tests.plugins.qemu_processes import alive
 from virtbridge import EventID
-from virtbridge._config import load
-from virtbridge._control import request
-from virtbridge._runtime import Bridge
+from virtbridge.config.load import load
+from virtbridge.runtime.bridge import Bridge
+from virtbridge.runtime.control_socket import request
 from virtbridge_qmp import QemuSource
 
 T = TypeVar("T")
@@ -300,7 +300,7 @@ class BridgeRun:
     async def state(self, domain: str) -> tuple[str, str, int] | None:
         """(state, reason, id) of ``domain`` as the control socket reports it; None if the
         bridge no longer tracks it (a stopped domain nobody defined)."""
-        from virtbridge._state import REASONS, DomainState
+        from virtbridge.engine.states import REASONS, DomainState
 
         answer = await request(self.control, {"op": "domains"}, WAIT)
         for view in answer["domains"]:

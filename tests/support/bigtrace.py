@@ -7,7 +7,7 @@ from pathlib import Path
 import msgspec
 
 from virtbridge import Engine
-from virtbridge._trace import parse_line
+from virtbridge.wire.trace import parse_line
 
 ROOT = Path(__file__).resolve().parents[2]
 TRACES = ROOT / "examples" / "traces"

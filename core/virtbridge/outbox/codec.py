@@ -1,0 +1,112 @@
+"""How the durable outbox stores a record: one msgpack array per event.
+
+Structs and enums are encoded by msgspec itself (no Python per field); the payload, the
+timestamp and the cause are read back raw and decoded into their own types.  A libvirt event's
+cause (whose payload is a union of structs) is stored in trace-file form instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from virtbridge.engine.events import DomainRef, Event
+from virtbridge.engine.lifecycle import DETAILS, EventType
+from virtbridge.engine.payloads import PAYLOAD_TYPES, EventID, Lifecycle, Payload
+from virtbridge.engine.signals import SIGNAL_TYPES, LibvirtEvent
+from virtbridge.engine.states import DomainState
+from virtbridge.engine.time import Timestamp
+from virtbridge.outbox.records import Record
+from virtbridge.wire.trace import parse_object, signal_to_object
+
+_SIGNAL_TAGS = {kind: index for index, kind in enumerate(SIGNAL_TYPES) if kind is not LibvirtEvent}
+TRACE_FORM = -1
+"""The tag of a cause stored in trace-file form (a libvirt event: its payload is a union)."""
+
+# One stored event: the parts of a Record, with the payload, timestamp and cause left raw so
+# they decode into their own types.
+_StoredRecord = tuple[
+    str,
+    int,
+    str,
+    str | None,
+    int,
+    int,
+    int,
+    msgspec.Raw,  # the timestamp, or nil
+    msgspec.Raw,
+    int,
+    msgspec.Raw,
+    dict[str, Any] | None,
+]
+
+
+def _payload(kind: EventID, raw: msgspec.Raw) -> Payload:
+    payload: Payload = msgspec.msgpack.decode(raw, type=PAYLOAD_TYPES[kind])
+    if isinstance(payload, Lifecycle):  # the detail back as its enum member
+        life = EventType(payload.event)
+        payload = Lifecycle(life, DETAILS[life](payload.detail))
+    return payload
+
+
+class RecordCodec:
+    """Encodes records for the database and decodes them back, exactly."""
+
+    def __init__(self) -> None:
+        self.encoder = msgspec.msgpack.Encoder()
+        self.decoder = msgspec.msgpack.Decoder(_StoredRecord)
+
+    def encode(self, record: Record) -> bytes:
+        # Structs and enums are encoded by msgspec itself (no Python per field): the cause
+        # goes with its type's tag so it decodes back to the same signal type.
+        event = record.event
+        domain = event.domain
+        cause = event.cause
+        return self.encoder.encode(
+            (
+                record.id,
+                event.kind,
+                domain.name,
+                domain.uuid,
+                domain.id,
+                event.state,
+                event.reason,
+                event.timestamp,
+                event.payload,
+                _SIGNAL_TAGS.get(type(cause), TRACE_FORM),
+                cause if type(cause) in _SIGNAL_TAGS else signal_to_object(cause),
+                record.attributes,
+            )
+        )
+
+    def decode(self, seq: int, body: bytes) -> Record:
+        (
+            event_id,
+            kind,
+            name,
+            uuid_,
+            id_,
+            state,
+            reason,
+            stamp,
+            payload,
+            tag,
+            cause,
+            attributes,
+        ) = self.decoder.decode(body)
+        kind = EventID(kind)
+        if tag == TRACE_FORM:
+            signal = parse_object(msgspec.msgpack.decode(cause))
+        else:
+            signal = msgspec.msgpack.decode(cause, type=SIGNAL_TYPES[tag])
+        event = Event(
+            kind,
+            DomainRef(name, uuid_, id_),
+            _payload(kind, payload),
+            DomainState(state),
+            reason,
+            msgspec.msgpack.decode(stamp, type=Timestamp | None),
+            signal,
+        )
+        return Record(seq, event_id, event, attributes)

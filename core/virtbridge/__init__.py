@@ -6,7 +6,6 @@ underscore is private.
 
 from __future__ import annotations
 
-from virtbridge.config.values import ConfigError
 from virtbridge.engine.actions import (
     Action,
     CoreDump,
@@ -99,13 +98,21 @@ from virtbridge.engine.states import (
     ShutoffReason,
 )
 from virtbridge.engine.time import Timestamp
+from virtbridge.errors import (
+    BridgeNotRunning,
+    ConfigError,
+    EngineError,
+    Error,
+    PluginLoadError,
+    Rejected,
+    TraceError,
+)
 from virtbridge.hookspecs import hookimpl
 from virtbridge.outbox.base import MemoryOutbox, Outbox
 from virtbridge.outbox.records import Record
 from virtbridge.plugin.api import (
     Acknowledgement,
     PluginConfig,
-    Rejected,
     Sink,
     SinkConfig,
     SinkContext,
@@ -129,8 +136,8 @@ from virtbridge.wire.cloudevents import (
     event_to_data,
 )
 from virtbridge.wire.names import escape_token, unescape_token
-from virtbridge.wire.trace import TraceError, signal_to_object
 from virtbridge.wire.trace import parse_line as parse_trace_line
+from virtbridge.wire.trace import signal_to_object
 
 __version__ = "0.1.0"
 
@@ -148,6 +155,7 @@ __all__ = [
     "BlockJobType",
     "BlockThreshold",
     "BlockedReason",
+    "BridgeNotRunning",
     "ConfigError",
     "CoreDump",
     "CrashedDetail",
@@ -163,6 +171,8 @@ __all__ = [
     "DomainView",
     "Empty",
     "Engine",
+    "EngineError",
+    "Error",
     "Event",
     "EventID",
     "EventType",
@@ -202,6 +212,7 @@ __all__ = [
     "PausedReason",
     "Payload",
     "PluginConfig",
+    "PluginLoadError",
     "Policy",
     "PolicyOverrides",
     "ProcessExit",

@@ -24,7 +24,8 @@ from virtbridge import (
 from virtbridge.engine.lifecycle import EventType, StoppedDetail
 from virtbridge.engine.payloads import Watchdog, WatchdogAction
 from virtbridge.engine.states import DomainState, ShutoffReason
-from virtbridge.wire.trace import TraceError, parse_line, signal_to_object
+from virtbridge.errors import TraceError
+from virtbridge.wire.trace import parse_line, signal_to_object
 
 STAMP = {"seconds": 1764100633, "microseconds": 983000}
 

@@ -13,7 +13,8 @@ from typing import Any
 from virtbridge.config import load as _config
 from virtbridge.config.values import interpolate
 from virtbridge.engine.states import REASONS, DomainState
-from virtbridge.runtime.control_socket import BridgeNotRunning, request
+from virtbridge.errors import BridgeNotRunning
+from virtbridge.runtime.control_socket import request
 
 
 def control_socket(args: argparse.Namespace) -> Path:

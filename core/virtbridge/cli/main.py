@@ -16,7 +16,7 @@ from virtbridge.cli import tail as _cli_tail
 from virtbridge.cli.control import cmd_ctl, cmd_dead_letters, cmd_record, cmd_status
 from virtbridge.config import load as _config
 from virtbridge.config.load import Config
-from virtbridge.config.values import ConfigError
+from virtbridge.errors import ConfigError
 from virtbridge.runtime.bridge import Bridge
 from virtbridge.runtime.control_socket import VERBS
 

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from virtbridge.config import load as _config
-from virtbridge.config.values import ConfigError
+from virtbridge.errors import ConfigError
 from virtbridge.outbox.records import Record
 from virtbridge.plugin.api import Sink, SinkContext, TailOptions, TailType
 from virtbridge.runtime.contexts import quiet_stdout

@@ -25,9 +25,10 @@ from typing import Any, Literal
 
 import msgspec
 
-from virtbridge.config.values import ConfigError, convert, interpolate, kind_name
+from virtbridge.config.values import convert, interpolate, kind_name
 from virtbridge.engine.policy import LifecycleAction, Policy, ShutdownTimeoutAction
 from virtbridge.engine.signals import PolicyOverrides
+from virtbridge.errors import ConfigError, PluginLoadError
 from virtbridge.plugin.api import (
     PluginConfig,
     Sink,
@@ -36,7 +37,7 @@ from virtbridge.plugin.api import (
     Source,
     SourceType,
 )
-from virtbridge.plugin.loading import Hooks, PluginLoadError, PluginSet, load_plugins
+from virtbridge.plugin.loading import Hooks, PluginSet, load_plugins
 
 if sys.version_info >= (3, 11):
     import tomllib

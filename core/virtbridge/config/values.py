@@ -10,22 +10,8 @@ from typing import Any
 
 import msgspec
 
+from virtbridge.errors import ConfigError
 from virtbridge.plugin.api import SinkConfig
-
-
-class ConfigError(Exception):
-    """A configuration mistake a user can fix: ``file: key: message``."""
-
-    def __init__(self, message: str, *, file: str | None = None, key: str | None = None) -> None:
-        self.message = message
-        self.file = file
-        self.key = key
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        parts = [part for part in (self.file, self.key) if part]
-        return ": ".join([*parts, self.message])
-
 
 _MSGSPEC_PATH = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
 

@@ -35,6 +35,7 @@ from virtbridge.engine.signals import (
 )
 from virtbridge.engine.states import DomainState
 from virtbridge.engine.time import Timestamp
+from virtbridge.errors import InvalidPolicy, MalformedSnapshot, NotASignal
 
 DEFAULT_AGENT_PORTS = frozenset({"channel0", "qga0"})
 """virtio-serial port ids taken to be the guest agent's channel (libvirt's default alias)."""
@@ -98,9 +99,9 @@ class Engine:
     ) -> None:
         problems = policy.problems()
         if problems:
-            raise ValueError("invalid default policy: " + "; ".join(problems))
+            raise InvalidPolicy("invalid default policy: " + "; ".join(problems))
         if monitor_events not in ("unhandled", "all"):
-            raise ValueError("monitor_events must be 'unhandled' or 'all'")
+            raise InvalidPolicy("monitor_events must be 'unhandled' or 'all'")
         self.strict_libvirt = strict_libvirt
         self.default_policy = policy
         self.all_monitor_events = monitor_events == "all"
@@ -116,7 +117,7 @@ class Engine:
         try:
             handler = _DISPATCH[type(signal)]
         except KeyError:
-            raise TypeError(f"not a signal: {signal!r}") from None
+            raise NotASignal(f"not a signal: {signal!r}") from None
         name = signal.domain
         dom = self._domains.get(name)
         if dom is not None and signal.uuid is not None and dom.uuid is None:
@@ -160,7 +161,7 @@ class Engine:
         """Set one domain's policy (from configuration).  Raises ValueError if it is invalid."""
         problems = policy.problems()
         if problems:
-            raise ValueError(f"invalid policy for domain {name!r}: " + "; ".join(problems))
+            raise InvalidPolicy(f"invalid policy for domain {name!r}: " + "; ".join(problems))
         self._policies[name] = policy
         dom = self._domains.get(name)
         if dom is not None:
@@ -247,7 +248,7 @@ class Engine:
                 dom.refresh_ref()
                 records[dom.name] = dom
         except (KeyError, TypeError, ValueError, msgspec.ValidationError) as exc:
-            raise ValueError(f"malformed engine snapshot: {exc}") from exc
+            raise MalformedSnapshot(f"malformed engine snapshot: {exc}") from exc
         self._domains = records
 
 

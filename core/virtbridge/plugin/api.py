@@ -20,6 +20,7 @@ import msgspec
 from virtbridge.engine.actions import Action
 from virtbridge.engine.events import Event
 from virtbridge.engine.signals import Signal
+from virtbridge.errors import Rejected
 from virtbridge.outbox.records import Record
 from virtbridge.wire.cloudevents import DomainStatus, WireEvent
 
@@ -58,18 +59,6 @@ class SinkConfig(PluginConfig, kw_only=True, forbid_unknown_fields=True):
             raise ValueError("max_lag: must be at least 1")
         if self.retry_max_interval <= 0:
             raise ValueError("retry_max_interval: must be positive")
-
-
-class Rejected(Exception):
-    """Raised by :meth:`Sink.publish` when the broker refused some records for good.
-
-    ``records`` are the refused ones (the rest of the batch counts as delivered); the sink's
-    ``on_reject`` policy decides whether they go to the dead-letter table."""
-
-    def __init__(self, records: Sequence[Record], reason: str) -> None:
-        super().__init__(reason)
-        self.records = list(records)
-        self.reason = reason
 
 
 class SourceContext(ABC):

@@ -9,8 +9,8 @@ import asyncio
 from collections.abc import Sequence
 
 from virtbridge.engine.lifecycle import EventType
+from virtbridge.errors import Rejected
 from virtbridge.outbox.records import Record
-from virtbridge.plugin.api import Rejected
 from virtbridge.wire.cloudevents import DomainStatus
 
 

@@ -23,21 +23,13 @@ from typing import Any
 import pluggy
 
 from virtbridge import hookspecs
+from virtbridge.errors import PluginLoadError
 from virtbridge.plugin.api import SinkType, SourceType, TailType
 
 ENTRY_POINT_GROUP = "virtbridge"
 LOCAL_PREFIX = "virtbridge_local_"
 """What the names of plugins loaded from ``.py`` files start with."""
 log = logging.getLogger("virtbridge.plugins")
-
-
-class PluginLoadError(Exception):
-    """A plugin named in the configuration or on the command line cannot be loaded."""
-
-    def __init__(self, spec: str, reason: str) -> None:
-        super().__init__(f"cannot load plugin {spec!r}: {reason}")
-        self.spec = spec
-        self.reason = reason
 
 
 @dataclass

@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from virtbridge.config.load import Component, Config
-from virtbridge.config.values import ConfigError
 from virtbridge.engine.actions import Action, ScheduleTimer
 from virtbridge.engine.engine import Engine, Outcome
 from virtbridge.engine.events import Event
 from virtbridge.engine.signals import Signal, Timer
 from virtbridge.engine.time import Timestamp
+from virtbridge.errors import ConfigError
 from virtbridge.outbox.base import Outbox
 from virtbridge.plugin.api import Sink, SinkConfig
 from virtbridge.runtime.contexts import (

@@ -24,6 +24,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from virtbridge.errors import BridgeNotRunning
+
 log = logging.getLogger("virtbridge.control")
 
 VERBS = ("start", "shutdown", "reboot", "reset", "destroy", "suspend", "resume", "pm-wakeup")
@@ -121,10 +123,6 @@ async def _alive(path: Path) -> bool:
         return False
     writer.close()
     return True
-
-
-class BridgeNotRunning(Exception):
-    """No bridge answers on the control socket."""
 
 
 async def request(path: Path, message: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from virtbridge.config import load as _config
-from virtbridge.config.values import ConfigError
+from virtbridge.errors import ConfigError
 
 if TYPE_CHECKING:
     from virtbridge.runtime.bridge import Bridge

@@ -16,9 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from virtbridge.errors import Rejected
 from virtbridge.outbox.base import Outbox
 from virtbridge.outbox.records import Record
-from virtbridge.plugin.api import Rejected, Sink, SinkConfig
+from virtbridge.plugin.api import Sink, SinkConfig
 from virtbridge.plugin.loading import Hooks
 
 

@@ -40,12 +40,9 @@ from virtbridge.engine.signals import (
 )
 from virtbridge.engine.states import REASONS, DomainState
 from virtbridge.engine.time import Timestamp
+from virtbridge.errors import TraceError
 
 POLICY_KEYS = ("on_poweroff", "on_reboot", "on_crash", "shutdown_timeout", "on_shutdown_timeout")
-
-
-class TraceError(ValueError):
-    """A trace line that cannot be turned into a signal."""
 
 
 _decoder = msgspec.json.Decoder()

@@ -93,3 +93,13 @@ def test_blocked_plugin_is_not_loaded(tmp_path: Path) -> None:
     assert not config.plugins.manager.has_plugin("jsonl")
     _, sinks = config.hooks.types()
     assert "jsonl" not in sinks and "log" in sinks
+
+
+def test_naming_an_installed_plugin_by_module_loads_it_once() -> None:
+    """``plugins = ["virtbridge_jsonl"]`` names a plugin its entry point already loaded."""
+    from virtbridge.plugin.loading import load_plugins
+
+    plugins = load_plugins(["virtbridge_jsonl"])
+    module = plugins.manager.get_plugin("jsonl")
+    assert module is not None and module.__name__ == "virtbridge_jsonl"
+    assert [m for m in plugins.manager.get_plugins() if m is module] == [module]

@@ -97,8 +97,12 @@ def load_plugins(
         if path is None:
             module = import_plugin(spec)
             name = module.__name__
-            if manager.is_blocked(name) or manager.has_plugin(name):
-                continue
+            if (
+                manager.has_plugin(name)
+                or manager.is_blocked(name)
+                or manager.is_registered(module)
+            ):
+                continue  # already loaded, perhaps through its entry point under another name
         else:
             module_name = local_module_name(path)
             if module_name in files:

@@ -8,8 +8,11 @@ so it survives a restart of the bridge too) and compares that with a fresh listi
 * told active, now gone or inactive, or running again under a new ID: the process ended
   unseen.  That is the engine's ``ProcessLost``, announced as the extension STOPPED/VANISHED
   (not under ``strict_libvirt``), with libvirt's state after a lost process, SHUTOFF/CRASHED.
-* active now but not as told (started, paused, resumed meanwhile, or found at the first
-  start): the engine is brought in line silently, as libvirt's reconnect does
+* active now but not as told (started, paused or resumed meanwhile): announced with the
+  lifecycle events libvirt would have sent (STARTED/BOOTED, SUSPENDED, RESUMED, ...), marked
+  ``resync`` so they are an extension too (:class:`virtbridge.LibvirtEvent`).
+* found active the very first time the source runs (nothing was told yet, so nothing can
+  have been missed): the engine is brought in line silently, as libvirt's reconnect does
   (``ObservedStatus``), so ``virtbridge ctl`` and ``status`` are right.
 
 A domain shutting down at the moment of listing is left for the next look.
@@ -23,7 +26,17 @@ from dataclasses import dataclass
 import msgspec
 
 import virtbridge
-from virtbridge import DomainState, PausedReason
+from virtbridge import (
+    CrashedDetail,
+    DomainState,
+    EventType,
+    PausedReason,
+    PMSuspendedDetail,
+    ResumedDetail,
+    RunningReason,
+    StartedDetail,
+    SuspendedDetail,
+)
 
 Listed = tuple[str | None, int, int, int]
 """(uuid, id, state, reason) of one domain, as libvirt listed it."""
@@ -82,16 +95,69 @@ class Plan:
     view: View
 
 
+_SUSPENDED_DETAIL: Mapping[int, int] = {
+    PausedReason.IOERROR: SuspendedDetail.IOERROR,
+    PausedReason.WATCHDOG: SuspendedDetail.WATCHDOG,
+    PausedReason.MIGRATION: SuspendedDetail.MIGRATED,
+    PausedReason.API_ERROR: SuspendedDetail.API_ERROR,
+}
+
+_ENTERED: Mapping[int, tuple[EventType, int]] = {
+    DomainState.PAUSED: (EventType.SUSPENDED, SuspendedDetail.PAUSED),
+    DomainState.RUNNING: (EventType.RESUMED, ResumedDetail.UNPAUSED),
+    DomainState.BLOCKED: (EventType.RESUMED, ResumedDetail.UNPAUSED),
+    DomainState.PMSUSPENDED: (EventType.PMSUSPENDED, PMSuspendedDetail.MEMORY),
+    DomainState.CRASHED: (EventType.CRASHED, CrashedDetail.PANICKED),
+}
+"""The lifecycle event that leads into a state (a domain found in it after a reconnect)."""
+
+
+def _missed(
+    name: str, listed: Listed, started: bool, stamp: virtbridge.Timestamp | None
+) -> list[virtbridge.Signal]:
+    """The events libvirt sent while nobody listened: STARTED if the process is new, then
+    the event into the state it is in now."""
+    uuid, ident, state, reason = listed
+    events: list[tuple[EventType, int, DomainState, int]] = []
+    if started:
+        events.append(
+            (EventType.STARTED, StartedDetail.BOOTED, DomainState.RUNNING, RunningReason.BOOTED)
+        )
+    if not started or state not in (DomainState.RUNNING, DomainState.BLOCKED):
+        event, detail = _ENTERED[state]
+        if state == DomainState.PAUSED:
+            detail = _SUSPENDED_DETAIL.get(reason, detail)
+        events.append((event, detail, DomainState(state), reason))
+    return [
+        virtbridge.LibvirtEvent(
+            domain=name,
+            uuid=uuid,
+            timestamp=stamp,
+            event_id=virtbridge.EventID.LIFECYCLE,
+            payload=virtbridge.Lifecycle(event, detail),
+            id=ident,
+            state=after,
+            reason=why,
+            resync=True,
+        )
+        for event, detail, after, why in events
+    ]
+
+
 def plan(
     view: View,
     listed: Mapping[str, Listed],
     *,
     skip: frozenset[str] = frozenset(),
     stamp: virtbridge.Timestamp | None = None,
+    announce: bool = False,
 ) -> Plan:
     """The signals that bring the bridge in line with ``listed``, and the view afterwards.
 
-    ``skip``: domains with an event newer than the listing (the event is what counts)."""
+    ``skip``: domains with an event newer than the listing (the event is what counts).
+    ``announce``: something was told before (a reconnect, or a view stored by an earlier
+    run), so what changed since is announced; otherwise the bridge is brought in line
+    silently."""
     signals: list[virtbridge.Signal] = []
     after = dict(view.active)
     for name, seen in view.active.items():
@@ -111,6 +177,12 @@ def plan(
         status = _STATUS.get(DomainState(state))
         if status is None:
             continue  # shutting down right now: look again later
+        if announce:
+            if state == DomainState.PAUSED and reason == PausedReason.STARTING_UP:
+                continue  # being started right now: libvirt announces it itself
+            signals.extend(_missed(name, (uuid, ident, state, reason), told is None, stamp))
+            after[name] = Seen(uuid, ident, state)
+            continue
         text, running = status
         if state == DomainState.PAUSED:
             text = _PAUSED_STATUS.get(reason, text)

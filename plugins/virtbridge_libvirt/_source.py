@@ -48,7 +48,8 @@ COMMANDS: dict[str, str] = {
     "system_wakeup": "pMWakeup",
 }
 """The engine's monitor commands → the virDomain method that does the same through libvirt.
-``system_powerdown`` is shutdown or reboot (see :meth:`LibvirtSource.refuses`); ``set-action``
+``system_powerdown`` (a :class:`virtbridge.PowerButton`) is virDomainShutdown, or
+virDomainReboot when the button is pressed for a reboot; ``set-action``
 is not needed: libvirt applies the domain's own on_reboot."""
 
 _STOPPED = EventType.STOPPED
@@ -64,8 +65,9 @@ class LibvirtSource(virtbridge.Source):
         self.connection: Connection | None = None
         self.view = View()
         self._view_changed = False
+        self._told = False
+        self._announce = False
         self._last_seq: dict[str, int] = {}
-        self._verbs: dict[str, str] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._warned: set[str] = set()
         self.reconnects = 0
@@ -78,7 +80,9 @@ class LibvirtSource(virtbridge.Source):
         self.libvirt = load()
         ensure_event_loop(self.libvirt)  # before any connection is opened
         self.inbox = Inbox(asyncio.get_running_loop())
-        self.view = View.decode(ctx.position())
+        stored = ctx.position()
+        self.view = View.decode(stored)
+        self._told = stored is not None  # an earlier run told the bridge about these domains
         await self._connect()
         while True:
             await self._handle(await self.inbox.take(BATCH))
@@ -128,6 +132,10 @@ class LibvirtSource(virtbridge.Source):
                 continue
             break
         self.connection = connection
+        # What this connection's listings find is announced if the bridge was told about the
+        # domains before (an earlier connection, or an earlier run): then it may have missed
+        # something.  A first run's first connection only brings the engine in line.
+        self._announce, self._told = self._told, True
         if connection.refused:
             ctx.logger.debug(
                 "%s does not offer %s",
@@ -183,7 +191,7 @@ class LibvirtSource(virtbridge.Source):
             ctx.claim(name)  # ``virtbridge ctl NAME start`` reaches this source
         skip = frozenset(name for name, seq in self._last_seq.items() if seq > listing.seq)
         stamp = virtbridge.Timestamp.from_float(time.time())
-        result = plan(self.view, listing.domains, skip=skip, stamp=stamp)
+        result = plan(self.view, listing.domains, skip=skip, stamp=stamp, announce=self._announce)
         if result.signals:
             for signal in result.signals:
                 if isinstance(signal, virtbridge.ProcessLost):
@@ -294,9 +302,6 @@ class LibvirtSource(virtbridge.Source):
             )
         if self.connection is None:
             return f"cannot reach libvirt at {self.config.uri} (reconnecting)"
-        if verb in ("shutdown", "reboot"):
-            # Both arrive as the ACPI power button (system_powerdown): remember which it was.
-            self._verbs[domain] = verb
         return None
 
     async def start_domain(self, domain: str) -> str | None:
@@ -312,11 +317,10 @@ class LibvirtSource(virtbridge.Source):
         method: str | None = None
         if isinstance(action, virtbridge.Kill):
             method = "destroy"  # ctl destroy, or a shutdown request that timed out
+        elif isinstance(action, virtbridge.PowerButton):
+            method = "reboot" if action.reboot else "shutdown"
         elif isinstance(action, virtbridge.MonitorCommand):
-            if action.command == "system_powerdown":
-                method = "reboot" if self._verbs.pop(action.domain, "") == "reboot" else "shutdown"
-            else:
-                method = COMMANDS.get(action.command)
+            method = COMMANDS.get(action.command)
         if method is None:
             return  # dumps, saves, resyncs, set-action: libvirt does these itself
         error = await self._call(action.domain, method)

@@ -176,3 +176,29 @@ def test_domain_names_are_data() -> None:
     for name in ["a/#", "x.>", "+", "with space", "ünïcode", "$SYS"]:
         signal = parse_line(json.dumps({"domain": name, "event": "STOP"}))
         assert signal is not None and signal.domain == name
+
+
+def test_a_payload_inside_a_payload_round_trips_by_name_and_by_number() -> None:
+    from virtbridge.engine.payloads import (
+        Graphics,
+        GraphicsAddress,
+        GraphicsAddressFamily,
+        GraphicsPhase,
+    )
+
+    graphics = Graphics(
+        GraphicsPhase.CONNECT,
+        GraphicsAddress(GraphicsAddressFamily.IPV6, "::1", "5900"),
+        GraphicsAddress(GraphicsAddressFamily.UNIX, "/run/vnc", ""),
+        "vnc",
+        (("x509dname", "CN=me"),),
+    )
+    signal = LibvirtEvent(domain="vm1", event_id=EventID.GRAPHICS, payload=graphics)
+    obj = signal_to_object(signal)
+    assert obj["payload"]["local"]["family"] == "IPV6"  # type: ignore[index]
+    assert parse_line(json.dumps(obj)) == signal
+    obj["payload"]["remote"]["family"] = 2  # type: ignore[index]
+    assert parse_line(json.dumps(obj)) == signal
+    obj["payload"]["remote"]["family"] = "ETHER"  # type: ignore[index]
+    with pytest.raises(TraceError, match=r'"payload\.remote\.family" must be one of IPV4, IPV6'):
+        parse_line(json.dumps(obj))

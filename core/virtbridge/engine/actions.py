@@ -38,6 +38,15 @@ class MonitorCommand(Action, frozen=True, gc=False, kw_only=True):
     arguments: dict[str, Any] | None = None
 
 
+class PowerButton(MonitorCommand, frozen=True, gc=False, kw_only=True):
+    """``system_powerdown``: press the ACPI power button.  ``reboot`` says why: ``ctl reboot``
+    (libvirt's fake reboot: the guest's power-off becomes a reset), so a source that goes
+    through an API of its own (libvirt's virDomainReboot) can ask for the right thing."""
+
+    command: str = "system_powerdown"
+    reboot: bool = False
+
+
 class CoreDump(Action, frozen=True, gc=False, kw_only=True):
     """Dump the guest's memory (on_crash = coredump-*) before the next action."""
 
@@ -72,8 +81,8 @@ def system_reset(domain: str) -> MonitorCommand:
     return MonitorCommand(domain=domain, command="system_reset")
 
 
-def system_powerdown(domain: str) -> MonitorCommand:
-    return MonitorCommand(domain=domain, command="system_powerdown")
+def system_powerdown(domain: str, *, reboot: bool = False) -> PowerButton:
+    return PowerButton(domain=domain, reboot=reboot)
 
 
 def system_wakeup(domain: str) -> MonitorCommand:

@@ -197,7 +197,7 @@ def reboot(tx: Tx, intent: Intent) -> None:
 def _reboot(tx: Tx, dom: DomainRecord) -> None:
     """ACPI reboot: power button, and when the guest's SHUTDOWN comes, a fake reboot."""
     dom.fake_reboot = True
-    tx.act(act.system_powerdown(dom.name))
+    tx.act(act.system_powerdown(dom.name, reboot=True))
 
 
 def reset(tx: Tx, intent: Intent) -> None:

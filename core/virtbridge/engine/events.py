@@ -8,7 +8,7 @@ import msgspec
 
 from virtbridge.engine.lifecycle import DETAILS, EXTENSION_DETAILS, EventType
 from virtbridge.engine.payloads import EventID, Lifecycle, Payload
-from virtbridge.engine.signals import Signal
+from virtbridge.engine.signals import LibvirtEvent, Signal
 from virtbridge.engine.states import EXTENSION_BASE, REASONS, DomainState
 from virtbridge.engine.time import Timestamp
 
@@ -58,8 +58,11 @@ class Event(msgspec.Struct, frozen=True, gc=False):
 
     @property
     def is_extension(self) -> bool:
-        """True when the event uses a virtbridge extension (detail or reason)."""
+        """True when the event uses a virtbridge extension (detail or reason), or is one that
+        libvirt never sends (a libvirt source's resynchronisation after a reconnect)."""
         if self.reason >= EXTENSION_BASE:
+            return True
+        if type(self.cause) is LibvirtEvent and self.cause.resync:
             return True
         payload = self.payload
         return (

@@ -98,18 +98,25 @@ def libvirt_event(tx: Tx) -> None:
     signal = tx.signal
     assert isinstance(signal, LibvirtEvent)
     dom = tx.domain()
+    was_active = dom.active
     payload = signal.payload
+    if isinstance(payload, Lifecycle):
+        if payload.event == EventType.DEFINED:
+            dom.persistent = True
+        elif payload.event == EventType.UNDEFINED:
+            dom.persistent = False
     if signal.state is not None:
         tx.set_state(signal.state, signal.reason or 0)
     elif isinstance(payload, Lifecycle):
         derive = LIFECYCLE_TO_STATE.get(EventType(payload.event))
         target = derive(payload.detail) if derive is not None else None
-        if payload.event == EventType.DEFINED:
-            dom.persistent = True
-        elif payload.event == EventType.UNDEFINED:
-            dom.persistent = False
         if target is not None:
             tx.set_state(*target)
+    if dom.active != was_active:
+        # A process started or ended: what the engine kept about the last one (a pending
+        # shutdown request and its deadline, a fake reboot, ...) ends with it.
+        dom.clear_process_flags()
+        dom.lingering = False
     # The record keeps "ID > 0 exactly while active"; the event carries libvirt's ID as given.
     if not dom.active:
         new_id = -1

@@ -138,7 +138,9 @@ class LibvirtEvent(Signal, frozen=True, gc=False, kw_only=True):
     """An event libvirt already computed, passed through unchanged.
 
     ``id`` is libvirt's domain ID at the time; ``state``/``reason`` are optional and derived
-    from the event when absent.
+    from the event when absent.  ``resync`` marks an event libvirt never sent: the source
+    found, on reconnecting, that this happened while nobody was listening.  Its events are an
+    extension (``Event.is_extension``; not under ``strict_libvirt``).
     """
 
     event_id: EventID
@@ -146,6 +148,7 @@ class LibvirtEvent(Signal, frozen=True, gc=False, kw_only=True):
     id: int = -1
     state: DomainState | None = None
     reason: int | None = None
+    resync: bool = False
 
 
 SIGNAL_TYPES: tuple[type[Signal], ...] = (

@@ -24,12 +24,13 @@ from typing import Any
 import msgspec
 
 from virtbridge.engine.events import DomainRef, Event
-from virtbridge.engine.lifecycle import DETAILS, EventType
-from virtbridge.engine.payloads import PAYLOAD_TYPES, EventID, Lifecycle, Payload
+from virtbridge.engine.lifecycle import DETAILS
+from virtbridge.engine.payloads import EventID, Lifecycle
 from virtbridge.engine.signals import Signal
 from virtbridge.engine.states import REASONS, DomainState
 from virtbridge.engine.time import Timestamp
-from virtbridge.wire.trace import parse_object, payload_to_object, signal_to_object
+from virtbridge.wire.payloads import payload_from_object, payload_to_object
+from virtbridge.wire.trace import parse_object, signal_to_object
 
 SPECVERSION = "1.0"
 CONTENT_TYPE = "application/cloudevents+json"
@@ -92,20 +93,7 @@ def event_from_data(data: dict[str, Any], timestamp: Timestamp | None = None) ->
         kind = EventID(data["event_id"])
         state = DomainState(data["state_code"])
         reason = int(REASONS[state](data["reason_code"]))
-        if kind is EventID.LIFECYCLE:
-            life = EventType(data["event_code"])
-            payload: Payload = Lifecycle(life, DETAILS[life](data["detail_code"]))
-        else:
-            fields = {
-                key: value
-                for key, value in data["payload"].items()
-                if not key.endswith("_code") or key[:-5] not in data["payload"]
-            }
-            for key in list(fields):
-                code = data["payload"].get(f"{key}_code")
-                if code is not None:
-                    fields[key] = code
-            payload = msgspec.convert(fields, PAYLOAD_TYPES[kind], strict=False)
+        payload = payload_from_object(kind, data if kind is EventID.LIFECYCLE else data["payload"])
         cause = parse_object(data["cause"])
     except (KeyError, TypeError, ValueError, msgspec.ValidationError) as exc:
         raise ValueError(f"not a virtbridge event: {exc}") from exc

@@ -16,13 +16,12 @@ comments.  Unknown keys are ignored so newer traces still load.  A bad line rais
 from __future__ import annotations
 
 from collections.abc import Callable
-from enum import Enum, IntEnum
+from enum import Enum
 from typing import Any
 
 import msgspec
 
-from virtbridge.engine.lifecycle import DETAILS, EventType
-from virtbridge.engine.payloads import PAYLOAD_TYPES, EventID, Lifecycle, Payload
+from virtbridge.engine.payloads import EventID
 from virtbridge.engine.policy import LifecycleAction, ShutdownTimeoutAction
 from virtbridge.engine.signals import (
     Intent,
@@ -41,6 +40,7 @@ from virtbridge.engine.signals import (
 from virtbridge.engine.states import REASONS, DomainState
 from virtbridge.engine.time import Timestamp
 from virtbridge.errors import TraceError
+from virtbridge.wire.payloads import enum_value, payload_from_object, payload_to_object
 
 POLICY_KEYS = ("on_poweroff", "on_reboot", "on_crash", "shutdown_timeout", "on_shutdown_timeout")
 
@@ -171,61 +171,25 @@ def _status(obj: dict[str, Any], common: dict[str, Any]) -> Signal:
 
 
 def _libvirt(obj: dict[str, Any], common: dict[str, Any]) -> Signal:
-    event_id = _enum(EventID, obj.get("event_id"), "event_id")
-    payload = parse_payload(event_id, obj.get("payload", {}))
+    event_id = enum_value(EventID, obj.get("event_id"), "event_id")
+    payload = payload_from_object(event_id, obj.get("payload", {}))
     state = obj.get("state")
     reason = obj.get("reason")
-    state_member = None if state is None else _enum(DomainState, state, "state")
+    state_member = None if state is None else enum_value(DomainState, state, "state")
     reason_code = None
     if reason is not None:
         if state_member is None:
             raise TraceError('"reason" needs "state"')
-        reason_code = int(_enum(REASONS[state_member], reason, "reason"))
+        reason_code = int(enum_value(REASONS[state_member], reason, "reason"))
     return LibvirtEvent(
         event_id=event_id,
         payload=payload,
         id=_expect(obj.get("id", -1), int, "id"),
         state=state_member,
         reason=reason_code,
+        resync=_expect(obj.get("resync", False), bool, "resync"),
         **common,
     )
-
-
-def _enum(enum: type[IntEnum], value: Any, key: str) -> Any:
-    try:
-        if isinstance(value, str):
-            return enum[value.upper().replace("-", "_")]
-        if isinstance(value, int) and not isinstance(value, bool):
-            return enum(value)
-    except (KeyError, ValueError):
-        pass
-    names = ", ".join(member.name for member in enum)
-    raise TraceError(f'"{key}" must be one of {names} (or its number), not {value!r}')
-
-
-def parse_payload(event_id: EventID, value: Any) -> Payload:
-    """Build an event's payload from its JSON form (enum fields by name or number)."""
-    if not isinstance(value, dict):
-        raise TraceError('"payload" must be an object')
-    if event_id is EventID.LIFECYCLE:
-        event = _enum(EventType, value.get("event"), "payload.event")
-        detail = _enum(DETAILS[event], value.get("detail"), "payload.detail")
-        return Lifecycle(event, detail)
-    struct = PAYLOAD_TYPES[event_id]
-    fields = {}
-    for field in msgspec.structs.fields(struct):
-        if field.name not in value:
-            continue
-        raw = value[field.name]
-        kind = field.type
-        if isinstance(kind, type) and issubclass(kind, IntEnum):
-            raw = _enum(kind, raw, f"payload.{field.name}")
-        fields[field.name] = raw
-    try:
-        payload: Payload = msgspec.convert(fields, struct)
-    except msgspec.ValidationError as exc:
-        raise TraceError(f"bad {event_id.name} payload: {exc}") from None
-    return payload
 
 
 _SIGNALS: dict[str, Callable[[dict[str, Any], dict[str, Any]], Signal]] = {
@@ -308,33 +272,9 @@ def _signal_fields(signal: Signal) -> dict[str, Any]:
             fields["state"] = signal.state.name
             if signal.reason is not None:
                 fields["reason"] = REASONS[signal.state](signal.reason).name
+        if signal.resync:
+            fields["resync"] = True
         return fields
     if isinstance(signal, MonitorError):
         return {"message": signal.message} if signal.message else {}
     return {}
-
-
-def payload_to_object(payload: Payload, *, codes: bool = False) -> dict[str, Any]:
-    """A payload as JSON-compatible data, enum fields by name (and, with ``codes``, also as
-    ``<field>_code`` with libvirt's number, as the wire format has them)."""
-    if isinstance(payload, Lifecycle) and not codes:
-        event = EventType(payload.event)
-        return {"event": event.name, "detail": DETAILS[event](payload.detail).name}
-    return _fields(payload, codes)
-
-
-def _fields(value: msgspec.Struct, codes: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name in value.__struct_fields__:
-        item = getattr(value, name)
-        if isinstance(item, IntEnum):
-            out[name] = item.name
-            if codes:
-                out[f"{name}_code"] = int(item)
-        elif isinstance(item, msgspec.Struct):
-            out[name] = _fields(item, codes)
-        elif isinstance(item, tuple):
-            out[name] = [list(pair) for pair in item]
-        else:
-            out[name] = item
-    return out

@@ -27,10 +27,12 @@ class PaceConfig(virtbridge.PluginConfig, kw_only=True, forbid_unknown_fields=Tr
 class PaceSource(virtbridge.Source):
     live = False  # a bridge of paced sources stops when they are done
 
-    def __init__(self, config: PaceConfig) -> None:
+    def __init__(self, config: PaceConfig, ctx: virtbridge.SourceContext) -> None:
+        self.ctx = ctx
         self.config = config
 
-    async def run(self, ctx: virtbridge.SourceContext) -> None:
+    async def run(self) -> None:
+        ctx = self.ctx
         name = self.config.domain
         now = virtbridge.Timestamp.from_float
         await ctx.submit(

@@ -57,10 +57,10 @@ _DEFINITION = frozenset({EventType.DEFINED, EventType.UNDEFINED})
 
 
 class LibvirtSource(virtbridge.Source):
-    def __init__(self, config: LibvirtConfig) -> None:
+    def __init__(self, config: LibvirtConfig, ctx: virtbridge.SourceContext) -> None:
         self.config = config
         self.libvirt: Any = None
-        self.ctx: virtbridge.SourceContext | None = None
+        self.ctx = ctx
         self.inbox: Inbox | None = None
         self.connection: Connection | None = None
         self.view = View()
@@ -75,8 +75,8 @@ class LibvirtSource(virtbridge.Source):
 
     # -- running ------------------------------------------------------------------------------
 
-    async def run(self, ctx: virtbridge.SourceContext) -> None:
-        self.ctx = ctx
+    async def run(self) -> None:
+        ctx = self.ctx
         self.libvirt = load()
         ensure_event_loop(self.libvirt)  # before any connection is opened
         self.inbox = Inbox(asyncio.get_running_loop())
@@ -110,7 +110,7 @@ class LibvirtSource(virtbridge.Source):
     async def _connect(self) -> None:
         """Open a connection, retrying with jittered backoff until one opens."""
         config, ctx = self.config, self.ctx
-        assert ctx is not None and self.inbox is not None
+        assert self.inbox is not None
         delay, failures = config.reconnect_min, 0
         while True:
             connection = Connection(
@@ -158,7 +158,6 @@ class LibvirtSource(virtbridge.Source):
         connection = self.connection
         if connection is None or closed.connection != connection.serial:
             return  # an old connection's late news
-        assert self.ctx is not None
         self.ctx.logger.warning(
             "connection to %s closed (%s): reconnecting",
             self.config.uri,
@@ -179,14 +178,12 @@ class LibvirtSource(virtbridge.Source):
         try:
             domains = await self._blocking(connection.list_domains)
         except (self.libvirt.libvirtError, asyncio.TimeoutError, AttributeError) as exc:
-            assert self.ctx is not None
             self.ctx.logger.debug("listing the domains failed: %s", _reason(exc))
             return
         self.inbox.put(Listing(seq, domains, first))
 
     async def _resync(self, listing: Listing) -> None:
         ctx = self.ctx
-        assert ctx is not None
         for name in listing.domains:
             ctx.claim(name)  # ``virtbridge ctl NAME start`` reaches this source
         skip = frozenset(name for name, seq in self._last_seq.items() if seq > listing.seq)
@@ -207,7 +204,6 @@ class LibvirtSource(virtbridge.Source):
 
     async def _forward(self, raws: Sequence[Raw]) -> None:
         ctx = self.ctx
-        assert ctx is not None
         decoded: list[tuple[Raw, virtbridge.Payload]] = []
         for raw in raws:
             try:
@@ -282,14 +278,13 @@ class LibvirtSource(virtbridge.Source):
         self._last_seq = {name: seq for name, seq in self._last_seq.items() if name in keep}
 
     def _store_view(self) -> None:
-        if self._view_changed and self.ctx is not None:
+        if self._view_changed:
             self.ctx.set_position(self.view.encode())
             self._view_changed = False
 
     def _warn_once(self, message: str) -> None:
         if message not in self._warned and len(self._warned) < 100:
             self._warned.add(message)
-            assert self.ctx is not None
             self.ctx.logger.warning("event not forwarded: %s", message)
 
     # -- control ------------------------------------------------------------------------------
@@ -324,7 +319,7 @@ class LibvirtSource(virtbridge.Source):
         if method is None:
             return  # dumps, saves, resyncs, set-action: libvirt does these itself
         error = await self._call(action.domain, method)
-        if error is not None and self.ctx is not None:
+        if error is not None:
             self.ctx.logger.warning("%s: %s failed: %s", action.domain, method, error)
 
     async def _call(self, domain: str, method: str) -> str | None:
@@ -362,7 +357,7 @@ class LibvirtSource(virtbridge.Source):
             f"{len(connection.registered)} event IDs"
         )
 
-    async def aclose(self) -> None:
+    async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

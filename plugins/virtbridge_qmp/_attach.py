@@ -55,8 +55,9 @@ class QmpAttachConfig(virtbridge.PluginConfig, kw_only=True, forbid_unknown_fiel
 
 
 class QmpAttachSource(virtbridge.Source):
-    def __init__(self, config: QmpAttachConfig) -> None:
+    def __init__(self, config: QmpAttachConfig, ctx: virtbridge.SourceContext) -> None:
         self.config = config
+        self.ctx = ctx
         self.sessions: dict[str, MonitorSession] = {}
         self._watchers: dict[str, asyncio.Task[None]] = {}
 
@@ -78,7 +79,8 @@ class QmpAttachSource(virtbridge.Source):
             return (host.strip("[]"), int(port))
         return os.path.expanduser(path)
 
-    async def run(self, ctx: virtbridge.SourceContext) -> None:
+    async def run(self) -> None:
+        ctx = self.ctx
         if not self.config.watched:
             key = self.config.address or os.path.expanduser(self.config.path)
             await self._watch(ctx, key, initial=True)
@@ -187,6 +189,6 @@ class QmpAttachSource(virtbridge.Source):
             await session.execute(action.command, action.arguments)
         # Kill, CoreDump, SaveState, and commands not allowed: an attach source only observes.
 
-    async def aclose(self) -> None:
+    async def close(self) -> None:
         for session in self.sessions.values():
             await session.close()

@@ -78,10 +78,10 @@ class QemuConfig(virtbridge.PluginConfig, kw_only=True, forbid_unknown_fields=Tr
 
 
 class QemuSource(virtbridge.Source):
-    def __init__(self, config: QemuConfig) -> None:
+    def __init__(self, config: QemuConfig, ctx: virtbridge.SourceContext) -> None:
         self.config = config
         self.domain = config.name
-        self.ctx: virtbridge.SourceContext | None = None
+        self.ctx = ctx
         self.emulator: Emulator | None = None
         self.session: MonitorSession | None = None
         self._sockets: SocketDirectory | None = None
@@ -91,7 +91,6 @@ class QemuSource(virtbridge.Source):
     # -- files ------------------------------------------------------------------------------
 
     def _dir(self) -> Path:
-        assert self.ctx is not None
         return self.ctx.state_dir / "qemu" / virtbridge.escape_token(self.domain)
 
     def _socket(self) -> SocketAddress:
@@ -102,8 +101,8 @@ class QemuSource(virtbridge.Source):
 
     # -- running ------------------------------------------------------------------------------
 
-    async def run(self, ctx: virtbridge.SourceContext) -> None:
-        self.ctx = ctx
+    async def run(self) -> None:
+        ctx = self.ctx
         ctx.claim(self.domain)
         self._dir().mkdir(parents=True, exist_ok=True)
         # An unsafe directory stops the source here, with the reason, before any socket in it
@@ -135,14 +134,12 @@ class QemuSource(virtbridge.Source):
         try:
             address = self._socket()
         except OSError as exc:
-            assert self.ctx is not None
             self.ctx.logger.error("%s: %s", self.domain, exc)
             return False
         session = MonitorSession(address.path, self.ctx, domain=self.domain, peer_pid=emulator.pid)
         try:
             await session.connect()
         except QmpError as exc:
-            assert self.ctx is not None
             self.ctx.logger.warning("%s: cannot reattach: %s", self.domain, exc)
             return False
         self.emulator, self.session = emulator, session
@@ -153,7 +150,6 @@ class QemuSource(virtbridge.Source):
         """qemuProcessReconnect's failure path: a QEMU whose monitor we cannot have is killed
         (SIGTERM, SIGKILL after ``kill_timeout``), never orphaned, and waited for, so nothing
         starts a second QEMU on its disks while it lives."""
-        assert self.ctx is not None
         self.ctx.logger.error(
             "%s: the monitor of QEMU (pid %d) cannot be reached: killing it, as libvirt does "
             "when it cannot reconnect",
@@ -170,7 +166,6 @@ class QemuSource(virtbridge.Source):
         async with self._lock:
             if self.emulator is not None and self.emulator.alive:
                 return "Requested operation is not valid: domain is already running"
-            assert self.ctx is not None
             try:
                 socket = self._socket()
                 socket.real.unlink(missing_ok=True)
@@ -231,7 +226,6 @@ class QemuSource(virtbridge.Source):
         self, session: MonitorSession, emulator: Emulator, *, fresh: bool | None
     ) -> None:
         """Stream the monitor's events, then report the exit."""
-        assert self.ctx is not None
         try:
             await session.run(fresh=fresh)
         except QmpError as exc:  # e.g. QEMU gone before query-status answered: still reap it
@@ -271,7 +265,6 @@ class QemuSource(virtbridge.Source):
             try:
                 await session.execute(action.command, action.arguments)
             except QmpError as exc:
-                assert self.ctx is not None
                 self.ctx.logger.warning("%s: %s failed: %s", self.domain, action.command, exc)
         elif isinstance(action, virtbridge.CoreDump):
             await self._dump(session)
@@ -287,7 +280,6 @@ class QemuSource(virtbridge.Source):
 
     async def _escalate(self, emulator: Emulator, grace: float) -> None:
         if not await emulator.wait_for(grace) and emulator.send(signal.SIGKILL):
-            assert self.ctx is not None
             self.ctx.logger.warning(
                 "%s: still running %.0f s after SIGTERM: SIGKILL", self.domain, grace
             )
@@ -300,14 +292,12 @@ class QemuSource(virtbridge.Source):
                 "dump-guest-memory", {"paging": False, "protocol": f"file:{path}"}, timeout=300
             )
         except QmpError as exc:
-            assert self.ctx is not None
             self.ctx.logger.error("%s: memory dump failed: %s", self.domain, exc)
 
     async def _save(self, session: MonitorSession | None) -> None:
         """Write ``save.img``; end QEMU only once the image is complete (its exit is the
         STOPPED/SAVED).  On failure the engine is told, and resumes the domain as libvirt
         does (RUNNING/SAVE_CANCELED)."""
-        assert self.ctx is not None
         try:
             if session is None:
                 raise SaveError("no QEMU monitor to save through")
@@ -327,7 +317,7 @@ class QemuSource(virtbridge.Source):
         except QmpError as exc:
             self.ctx.logger.warning("%s: quit after the save: %s", self.domain, exc)
 
-    async def aclose(self) -> None:
+    async def close(self) -> None:
         emulator = self.emulator
         if self.config.on_bridge_stop == "destroy" and emulator is not None and emulator.alive:
             self._kill(emulator, self.config.kill_timeout)

@@ -43,8 +43,9 @@ class ReplaySource(virtbridge.Source):
 
     live = False
 
-    def __init__(self, config: ReplayConfig) -> None:
+    def __init__(self, config: ReplayConfig, ctx: virtbridge.SourceContext) -> None:
         self.config = config
+        self.ctx = ctx
         self.lines = 0
         self.bad_lines = 0
         self._progress: _Progress | None = None
@@ -53,7 +54,8 @@ class ReplaySource(virtbridge.Source):
         files = self.config.files()
         return f"{len(files)} trace files, {sum(f.stat().st_size for f in files):,} bytes"
 
-    async def run(self, ctx: virtbridge.SourceContext) -> None:
+    async def run(self) -> None:
+        ctx = self.ctx
         files = self.config.files()
         resume = _Position.load(ctx.position())
         if self.config.progress and sys.stderr.isatty():

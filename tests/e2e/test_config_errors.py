@@ -95,7 +95,7 @@ CASES = [
     ),
     (
         '[[sources]]\ntype = "nope"\n',
-        "sources[0].type: unknown source type 'nope' (known: qemu, qmp, replay)",
+        "sources[0].type: unknown source type 'nope' (known: libvirt, qemu, qmp, replay)",
     ),
     (
         '[domains.vm1]\non_reboot = "preserve"\n',

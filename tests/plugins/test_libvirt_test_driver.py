@@ -37,13 +37,13 @@ TEST_XML = (
 class Context(virtbridge.SourceContext):
     """The runtime's part, reduced: the engine, its events, its actions to the source."""
 
-    def __init__(self, source: LibvirtSource, **engine: Any) -> None:
+    def __init__(self, **engine: Any) -> None:
         self.name = "libvirt"
         self.logger = logging.getLogger("test.libvirt")
         self.host = "test"
         self.state_dir = Path("/nonexistent")
         self.engine = virtbridge.Engine(**engine)
-        self.source = source
+        self.source: LibvirtSource | None = None
         self.events: list[virtbridge.Event] = []
         self.saved: str | None = None
         self.claimed: set[str] = set()
@@ -60,6 +60,7 @@ class Context(virtbridge.SourceContext):
     async def submit(self, signal: virtbridge.Signal) -> virtbridge.Outcome:
         outcome = self.engine.feed(signal)
         self.events.extend(outcome.events)
+        assert self.source is not None
         for action in outcome.actions:
             await self.source.perform(action)
         return outcome
@@ -72,6 +73,7 @@ class Context(virtbridge.SourceContext):
 
     async def ctl(self, domain: str, verb: str) -> str | None:
         """What ``virtbridge ctl`` does with a verb: ask the source, then the engine."""
+        assert self.source is not None
         refusal = self.source.refuses(verb, domain)
         if refusal is not None:
             return refusal
@@ -104,7 +106,7 @@ async def _until(condition: Any, what: Any, timeout: float = 5.0) -> None:
 
 
 async def _running(ctx: Context, source: LibvirtSource) -> asyncio.Task[None]:
-    task = asyncio.create_task(source.run(ctx))
+    task = asyncio.create_task(source.run())
     await _until(lambda: source.connection is not None or task.done(), lambda: "a connection")
     if task.done():
         task.result()
@@ -114,7 +116,7 @@ async def _running(ctx: Context, source: LibvirtSource) -> asyncio.Task[None]:
 async def _stop(task: asyncio.Task[None], source: LibvirtSource) -> None:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
-    await source.aclose()
+    await source.close()
 
 
 def test_every_lifecycle_call_is_reported_with_libvirts_codes(tmp_path: Path) -> None:
@@ -122,8 +124,8 @@ def test_every_lifecycle_call_is_reported_with_libvirts_codes(tmp_path: Path) ->
 
     async def main() -> None:
         config = LibvirtConfig(type="libvirt", uri="test:///default", look_again=[])
-        source = LibvirtSource(config)
-        ctx = Context(source)
+        ctx = Context()
+        source = ctx.source = LibvirtSource(config, ctx)
         task = await _running(ctx, source)
         oracle: list[str] = []
         watcher = libvirt.openReadOnly("test:///default")
@@ -180,8 +182,9 @@ def test_every_lifecycle_call_is_reported_with_libvirts_codes(tmp_path: Path) ->
 
 def test_registers_every_event_id_the_binding_offers() -> None:
     async def main() -> None:
-        source = LibvirtSource(LibvirtConfig(type="libvirt", uri="test:///default", look_again=[]))
-        ctx = Context(source)
+        ctx = Context()
+        config = LibvirtConfig(type="libvirt", uri="test:///default", look_again=[])
+        source = ctx.source = LibvirtSource(config, ctx)
         task = await _running(ctx, source)
         try:
             assert source.connection is not None
@@ -208,8 +211,8 @@ def test_ctl_verbs_call_libvirt_and_keep_the_shutdown_request_extension() -> Non
         config = LibvirtConfig(
             type="libvirt", uri="test:///default", allow_commands=True, look_again=[]
         )
-        source = LibvirtSource(config)
-        ctx = Context(source)
+        ctx = Context()
+        source = ctx.source = LibvirtSource(config, ctx)
         task = await _running(ctx, source)
         conn = libvirt.open("test:///default")
         name = "td-ctl"
@@ -254,8 +257,8 @@ def test_strict_libvirt_hides_the_request_but_keeps_libvirts_events() -> None:
         config = LibvirtConfig(
             type="libvirt", uri="test:///default", allow_commands=True, look_again=[]
         )
-        source = LibvirtSource(config)
-        ctx = Context(source, strict_libvirt=True)
+        ctx = Context(strict_libvirt=True)
+        source = ctx.source = LibvirtSource(config, ctx)
         task = await _running(ctx, source)
         conn = libvirt.open("test:///default")
         name = "td-strict"
@@ -443,8 +446,8 @@ def test_a_second_shutdown_request_after_a_restart_is_announced_again() -> None:
         config = LibvirtConfig(
             type="libvirt", uri="test:///default", allow_commands=True, look_again=[]
         )
-        source = LibvirtSource(config)
-        ctx = Context(source)
+        ctx = Context()
+        source = ctx.source = LibvirtSource(config, ctx)
         task = await _running(ctx, source)
         conn = libvirt.open("test:///default")
         name = "td-twice"

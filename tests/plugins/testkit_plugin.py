@@ -32,11 +32,13 @@ class TickerConfig(virtbridge.PluginConfig, kw_only=True, forbid_unknown_fields=
 
 
 class TickerSource(virtbridge.Source):
-    def __init__(self, config: TickerConfig) -> None:
+    def __init__(self, config: TickerConfig, ctx: virtbridge.SourceContext) -> None:
+        self.ctx = ctx
         self.config = config
         self.live = not config.finish
 
-    async def run(self, ctx: virtbridge.SourceContext) -> None:
+    async def run(self) -> None:
+        ctx = self.ctx
         base = self.config.domain
         names = [base] + [f"{base}-{index}" for index in range(1, self.config.domains)]
         for name in names:
@@ -61,11 +63,13 @@ class ActorConfig(virtbridge.PluginConfig, kw_only=True, forbid_unknown_fields=T
 
 
 class ActorSource(virtbridge.Source):
-    def __init__(self, config: ActorConfig) -> None:
+    def __init__(self, config: ActorConfig, ctx: virtbridge.SourceContext) -> None:
+        self.ctx = ctx
         self.config = config
         self.state_dir = ""
 
-    async def run(self, ctx: virtbridge.SourceContext) -> None:
+    async def run(self) -> None:
+        ctx = self.ctx
         name = self.config.domain
         ctx.claim(name)
         self.state_dir = str(ctx.state_dir)

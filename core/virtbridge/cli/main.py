@@ -296,15 +296,15 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 async def _connect_all(config: Config) -> int:
-    from virtbridge.runtime.contexts import BridgeSinkContext
+    from virtbridge.runtime.contexts import BridgeSinkContext, BridgeSourceContext, SourceRunner
 
     failures = 0
     bridge = Bridge(config)
     for component in config.sources:
         try:
-            source = component.create_source()
+            source = component.create_source(BridgeSourceContext(SourceRunner(component, bridge)))
             result = await asyncio.wait_for(source.check(), 30)
-            await source.aclose()
+            await source.close()
             print(f"  source {component.name!r}: {result}")
         except Exception as exc:
             failures += 1

@@ -35,6 +35,7 @@ from virtbridge.plugin.api import (
     SinkContext,
     SinkType,
     Source,
+    SourceContext,
     SourceType,
 )
 from virtbridge.plugin.loading import Hooks, PluginSet, load_plugins
@@ -116,10 +117,10 @@ class Component:
     def key(self) -> str:
         return f"{self.kind}s[{self.index}]"
 
-    def create_source(self) -> Source:
+    def create_source(self, ctx: SourceContext) -> Source:
         assert isinstance(self.factory, SourceType)
         try:
-            return self.factory.create(self.config)
+            return self.factory.create(self.config, ctx)
         except Exception as exc:
             raise self._cannot_create(exc) from exc
 

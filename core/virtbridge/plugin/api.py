@@ -62,7 +62,8 @@ class SinkConfig(PluginConfig, kw_only=True, forbid_unknown_fields=True):
 
 
 class SourceContext(ABC):
-    """What a running source can do: feed signals to the engine."""
+    """What a source can do: feed signals to the engine.  Given to the source when it is
+    created; :meth:`submit` and :meth:`claim` work once the source runs."""
 
     name: str
     logger: logging.Logger
@@ -94,10 +95,18 @@ class SourceContext(ABC):
 
 
 class Source(ABC):
-    """Turns hypervisor input into signals."""
+    """Turns hypervisor input into signals.
+
+    Created by its :class:`SourceType` from its validated configuration and its
+    :class:`SourceContext` (as a sink is from its configuration and :class:`SinkContext`);
+    then :meth:`run` runs, and :meth:`close` is called once at the end."""
+
+    live: bool = True
+    """True: runs until the bridge stops (a watcher).  False: its input ends (a replay), and
+    the bridge stops by itself once every source that is not live has finished."""
 
     @abstractmethod
-    async def run(self, ctx: SourceContext) -> None:
+    async def run(self) -> None:
         """Run until cancelled, or return when the input is exhausted (a finished replay)."""
 
     async def perform(self, action: Action) -> None:
@@ -110,12 +119,18 @@ class Source(ABC):
         that only observes never lets the engine believe a command was sent."""
         return None
 
+    async def start_domain(self, domain: str) -> str | None:
+        """``virtbridge ctl DOMAIN start`` for a domain this source claimed: start its process
+        (whose events then arrive as usual).  Return None, or libvirt's error message.  The
+        default refuses: most sources watch processes they cannot start."""
+        return f"no source here can start domain {domain!r}"
+
     async def check(self) -> str:
         """Try the source once (``virtbridge check --connect``); return a one-line result or
         raise with a message a user can act on."""
         return "ok"
 
-    async def aclose(self) -> None:
+    async def close(self) -> None:
         """Release resources; called once when the source is removed or the bridge stops."""
 
 
@@ -196,7 +211,7 @@ class SourceType(Generic[C]):
 
     name: str
     config: type[C]
-    create: Callable[[C], Source]
+    create: Callable[[C, SourceContext], Source]
     description: str = ""
     requires: tuple[str, ...] = field(default=())
     """Importable module names the type needs; missing ones are a configuration error."""

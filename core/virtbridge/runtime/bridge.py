@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from virtbridge.config.load import Component, Config
+from virtbridge.config.load import load as load_config
 from virtbridge.engine.actions import Action, ScheduleTimer
 from virtbridge.engine.engine import Engine, Outcome
 from virtbridge.engine.events import Event
@@ -36,7 +37,7 @@ from virtbridge.runtime.contexts import (
 )
 from virtbridge.runtime.control import ControlService
 from virtbridge.runtime.metrics import MetricsServer
-from virtbridge.runtime.reload import reload_bridge
+from virtbridge.runtime.reload import plan_reload
 from virtbridge.runtime.workers import HookSink, SinkWorker
 
 log = logging.getLogger("virtbridge")
@@ -238,7 +239,8 @@ class Bridge:
     # -- sources and sinks -----------------------------------------------------------------
 
     def start_source(self, component: Component) -> None:
-        runner = SourceRunner(component, component.create_source(), self)
+        runner = SourceRunner(component, self)
+        runner.source = component.create_source(BridgeSourceContext(runner))
         runner.task = asyncio.create_task(self._run_source(runner), name=f"source:{runner.name}")
         runner.action_task = asyncio.create_task(
             self._run_actions(runner), name=f"actions:{runner.name}"
@@ -248,7 +250,7 @@ class Bridge:
     async def _run_source(self, runner: SourceRunner) -> None:
         runner.state = "running"
         try:
-            await runner.source.run(BridgeSourceContext(runner))
+            await runner.source.run()
         except asyncio.CancelledError:
             runner.state = "stopped"
             raise
@@ -286,7 +288,7 @@ class Bridge:
             *(t for t in (runner.task, runner.action_task) if t is not None), return_exceptions=True
         )
         with contextlib.suppress(Exception):
-            await runner.source.aclose()
+            await runner.source.close()
         self.sources.pop(runner.name, None)
 
     def _start_sink(
@@ -488,8 +490,46 @@ class Bridge:
         return 1 if failed else 0
 
     async def reload(self) -> None:
-        """Re-read the configuration file; apply what changed without losing events."""
-        await reload_bridge(self)
+        """Re-read the configuration file; apply what changed without losing events.  A
+        broken file changes nothing."""
+        path = self.config.path
+        if path is None:
+            log.warning("SIGHUP ignored: the bridge runs without a configuration file")
+            return
+        try:
+            new = load_config(
+                path,
+                extra_plugins=self.config.extra_plugins,
+                disabled_plugins=self.config.disabled_plugins,
+            )
+        except ConfigError as exc:
+            log.error("reload failed, keeping the running configuration: %s", exc)
+            return
+        plan = plan_reload(self.config, new, self.sources, self.workers)
+        self.config = new
+        self.hooks = new.hooks
+        self.enrich = self.hooks.has("virtbridge_enrich_event")
+        self.engine.strict_libvirt = new.bridge.strict_libvirt
+        self.engine.default_policy = new.bridge.policy()
+        for name, policy in new.domains.items():
+            self.engine.set_policy(name, policy)
+        for name in plan.stop_sources:
+            await self.stop_source(self.sources[name])
+        for component in plan.start_sources:
+            try:
+                self.start_source(component)
+            except ConfigError as exc:
+                log.error("reload: %s", exc)
+        for name in plan.stop_sinks:
+            await self.stop_sink(name, new.bridge.drain_timeout)
+            if name in plan.forget_sinks:
+                self.outbox.unregister_sink(name)
+        for component in plan.create_sinks:
+            try:
+                self.create_sink(component)
+            except ConfigError as exc:
+                log.error("reload: %s", exc)
+        log.info("configuration reloaded from %s", path)
 
     def _restore_engine(self) -> None:
         saved = getattr(self.outbox, "saved_domains", None)

@@ -1,5 +1,8 @@
 """The pieces the bridge hands its sources and sinks: a runner per source, the contexts
-sources and sinks see, and the outbox the configuration asks for."""
+sources and sinks see, and the outbox the configuration asks for.
+
+They reach the bridge only through :class:`Hub`, the part of it they need, so this module
+does not depend on the bridge's (which builds them)."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from virtbridge.config.load import Component, Config
 from virtbridge.engine.actions import Action
@@ -20,19 +23,39 @@ from virtbridge.engine.signals import Signal
 from virtbridge.outbox.base import MemoryOutbox, Outbox
 from virtbridge.outbox.records import Record
 from virtbridge.plugin.api import SinkContext, Source, SourceContext
+from virtbridge.plugin.loading import Hooks
 from virtbridge.wire.cloudevents import CloudEventBuilder
 
-if TYPE_CHECKING:
-    from virtbridge.runtime.bridge import Bridge
+
+class Hub(Protocol):
+    """What sources and sinks reach of the bridge through their contexts."""
+
+    @property
+    def host(self) -> str: ...
+
+    config: Config
+    outbox: Outbox
+    hooks: Hooks
+
+    def claim(self, domain: str, runner: SourceRunner) -> None: ...
+
+    async def submit(self, signal: Signal, runner: SourceRunner | None = None) -> Outcome: ...
+
+    async def submit_many(
+        self, batch: Sequence[Signal], runner: SourceRunner | None = None
+    ) -> int: ...
+
+    def output_closed(self) -> None: ...
 
 
-@dataclass
+@dataclass(eq=False)
 class SourceRunner:
     """A running source: its task, its action queue and what it has done."""
 
     component: Component
-    source: Source
-    bridge: Bridge
+    bridge: Hub
+    source: Source = field(init=False)
+    """Created with a context that refers to this runner, so set right after it."""
     task: asyncio.Task[None] | None = None
     actions: asyncio.Queue[Action] = field(default_factory=asyncio.Queue)
     action_task: asyncio.Task[None] | None = None
@@ -47,7 +70,7 @@ class SourceRunner:
 
     @property
     def live(self) -> bool:
-        return getattr(self.source, "live", True)
+        return self.source.live
 
 
 class BridgeSourceContext(SourceContext):
@@ -75,7 +98,7 @@ class BridgeSourceContext(SourceContext):
 
 
 class BridgeSinkContext(SinkContext):
-    def __init__(self, bridge: Bridge, name: str) -> None:
+    def __init__(self, bridge: Hub, name: str) -> None:
         self.bridge = bridge
         self.name = name
         self.host = bridge.host

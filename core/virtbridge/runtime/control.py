@@ -91,11 +91,10 @@ class ControlService:
         to act (a no-op, such as suspending a paused domain, has no answer to wait for)."""
         if verb == "start":
             owner = self.bridge.owner(domain)
-            starter = getattr(owner.source, "start_domain", None) if owner is not None else None
-            if starter is None:
+            if owner is None:
                 return f"no source here can start domain {domain!r}", False
-            error: str | None = await starter(domain)
-            return error, True
+            error = await owner.source.start_domain(domain)
+            return error, error is None
         owner = self.bridge.owner(domain)
         if domain not in self.bridge.engine and owner is not None:
             return "Requested operation is not valid: domain is not running", False

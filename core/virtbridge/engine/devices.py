@@ -5,13 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from virtbridge.engine.common import (
-    Handler,
-    disk_alias,
-    get_dict,
-    get_int,
-    get_str,
-)
 from virtbridge.engine.domain import DomainRecord, Tx
 from virtbridge.engine.payloads import (
     AgentLifecycle,
@@ -37,6 +30,13 @@ from virtbridge.engine.payloads import (
     RtcChange,
     TrayChange,
     TrayChangeReason,
+)
+from virtbridge.engine.qmp_data import (
+    Handler,
+    disk_alias,
+    get_dict,
+    get_int,
+    get_str,
 )
 
 BLOCK_JOB_TYPES: dict[str, BlockJobType] = {

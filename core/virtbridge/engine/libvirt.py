@@ -3,95 +3,12 @@ domain's state taken from libvirt or, when libvirt did not say, derived from the
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from virtbridge.engine.domain import Tx
 from virtbridge.engine.events import DomainRef
-from virtbridge.engine.lifecycle import (
-    CrashedDetail,
-    EventType,
-    ResumedDetail,
-    ShutdownDetail,
-    StartedDetail,
-    StoppedDetail,
-    SuspendedDetail,
-)
+from virtbridge.engine.lifecycle import EventType
 from virtbridge.engine.payloads import Lifecycle
+from virtbridge.engine.reasons import implied_state
 from virtbridge.engine.signals import LibvirtEvent
-from virtbridge.engine.states import (
-    CrashedReason,
-    DomainState,
-    PausedReason,
-    PMSuspendedReason,
-    RunningReason,
-    ShutdownReason,
-    ShutoffReason,
-)
-
-_STARTED_REASON: dict[int, RunningReason] = {
-    StartedDetail.BOOTED: RunningReason.BOOTED,
-    StartedDetail.MIGRATED: RunningReason.MIGRATED,
-    StartedDetail.RESTORED: RunningReason.RESTORED,
-    StartedDetail.FROM_SNAPSHOT: RunningReason.FROM_SNAPSHOT,
-    StartedDetail.WAKEUP: RunningReason.WAKEUP,
-    StartedDetail.RECREATED: RunningReason.BOOTED,
-}
-_SUSPENDED_REASON: dict[int, PausedReason] = {
-    SuspendedDetail.PAUSED: PausedReason.USER,
-    SuspendedDetail.MIGRATED: PausedReason.MIGRATION,
-    SuspendedDetail.IOERROR: PausedReason.IOERROR,
-    SuspendedDetail.WATCHDOG: PausedReason.WATCHDOG,
-    SuspendedDetail.RESTORED: PausedReason.MIGRATION,
-    SuspendedDetail.FROM_SNAPSHOT: PausedReason.FROM_SNAPSHOT,
-    SuspendedDetail.API_ERROR: PausedReason.API_ERROR,
-    SuspendedDetail.POSTCOPY: PausedReason.POSTCOPY,
-    SuspendedDetail.POSTCOPY_FAILED: PausedReason.POSTCOPY_FAILED,
-    SuspendedDetail.GUEST_SHUTDOWN: PausedReason.UNKNOWN,
-}
-_RESUMED_REASON: dict[int, RunningReason] = {
-    ResumedDetail.UNPAUSED: RunningReason.UNPAUSED,
-    ResumedDetail.MIGRATED: RunningReason.MIGRATED,
-    ResumedDetail.FROM_SNAPSHOT: RunningReason.FROM_SNAPSHOT,
-    ResumedDetail.POSTCOPY: RunningReason.POSTCOPY,
-    ResumedDetail.POSTCOPY_FAILED: RunningReason.POSTCOPY_FAILED,
-}
-_STOPPED_REASON: dict[int, ShutoffReason] = {
-    StoppedDetail.SHUTDOWN: ShutoffReason.SHUTDOWN,
-    StoppedDetail.DESTROYED: ShutoffReason.DESTROYED,
-    StoppedDetail.CRASHED: ShutoffReason.CRASHED,
-    StoppedDetail.MIGRATED: ShutoffReason.MIGRATED,
-    StoppedDetail.SAVED: ShutoffReason.SAVED,
-    StoppedDetail.FAILED: ShutoffReason.CRASHED,
-    StoppedDetail.FROM_SNAPSHOT: ShutoffReason.FROM_SNAPSHOT,
-    StoppedDetail.RECREATED: ShutoffReason.UNKNOWN,
-}
-
-LIFECYCLE_TO_STATE: dict[EventType, Callable[[int], tuple[DomainState, int] | None]] = {
-    EventType.STARTED: lambda d: (
-        DomainState.RUNNING,
-        _STARTED_REASON.get(d, RunningReason.UNKNOWN),
-    ),
-    EventType.SUSPENDED: lambda d: (
-        DomainState.PAUSED,
-        _SUSPENDED_REASON.get(d, PausedReason.UNKNOWN),
-    ),
-    EventType.RESUMED: lambda d: (
-        DomainState.RUNNING,
-        _RESUMED_REASON.get(d, RunningReason.UNPAUSED),
-    ),
-    EventType.STOPPED: lambda d: (
-        DomainState.SHUTOFF,
-        _STOPPED_REASON.get(d, ShutoffReason.UNKNOWN),
-    ),
-    EventType.SHUTDOWN: lambda d: (
-        None if d >= ShutdownDetail.REQUESTED else (DomainState.SHUTDOWN, ShutdownReason.UNKNOWN)
-    ),
-    EventType.PMSUSPENDED: lambda d: (DomainState.PMSUSPENDED, PMSuspendedReason.UNKNOWN),
-    EventType.CRASHED: lambda d: (
-        (DomainState.CRASHED, CrashedReason.PANICKED) if d == CrashedDetail.PANICKED else None
-    ),
-}
-"""The state a libvirt lifecycle event implies, when libvirt did not say (None: unchanged)."""
 
 
 def libvirt_event(tx: Tx) -> None:
@@ -108,8 +25,7 @@ def libvirt_event(tx: Tx) -> None:
     if signal.state is not None:
         tx.set_state(signal.state, signal.reason or 0)
     elif isinstance(payload, Lifecycle):
-        derive = LIFECYCLE_TO_STATE.get(EventType(payload.event))
-        target = derive(payload.detail) if derive is not None else None
+        target = implied_state(EventType(payload.event), payload.detail)
         if target is not None:
             tx.set_state(*target)
     if dom.active != was_active:

@@ -16,21 +16,12 @@ from __future__ import annotations
 from typing import Any
 
 from virtbridge.engine import actions as act
-from virtbridge.engine.common import (
-    PAUSED_TO_SUSPENDED,
-    RUNNING_TO_RESUMED,
-    SHUTDOWN_DETAIL,
-    Handler,
-    disk_alias,
-    get_str,
-)
 from virtbridge.engine.devices import DEVICE_HANDLERS
 from virtbridge.engine.domain import DomainRecord, Tx
 from virtbridge.engine.lifecycle import (
     CrashedDetail,
     EventType,
     PMSuspendedDetail,
-    ResumedDetail,
     ShutdownDetail,
     StartedDetail,
     StoppedDetail,
@@ -53,6 +44,8 @@ from virtbridge.engine.policy import (
     LifecycleAction,
     ShutdownTimeoutAction,
 )
+from virtbridge.engine.qmp_data import Handler, disk_alias, get_str
+from virtbridge.engine.reasons import resumed_detail, suspended_detail
 from virtbridge.engine.signals import MonitorError, QmpEvent, Timer
 from virtbridge.engine.states import (
     CrashedReason,
@@ -65,7 +58,13 @@ from virtbridge.engine.states import (
 )
 from virtbridge.engine.time import Timestamp
 
-# §2.3 value tables
+# §2.3, §2.4  values in QMP ``data``
+
+SHUTDOWN_DETAIL: dict[Any, ShutdownDetail] = {
+    True: ShutdownDetail.GUEST,
+    False: ShutdownDetail.HOST,
+}
+"""QMP SHUTDOWN ``data.guest`` (QEMU 2.10+) → detail; absent (or not a boolean) → FINISHED."""
 
 WATCHDOG_ACTIONS: dict[str, WatchdogAction] = {
     "none": WatchdogAction.NONE,
@@ -129,7 +128,7 @@ def qmp_stop(tx: Tx, dom: DomainRecord, data: dict[str, Any]) -> None:
     dom.paused_reason = PausedReason.UNKNOWN
     if dom.state is DomainState.RUNNING and not dom.paused_shutdown:
         tx.set_state(DomainState.PAUSED, reason)
-        tx.lifecycle(EventType.SUSPENDED, PAUSED_TO_SUSPENDED.get(reason, SuspendedDetail.PAUSED))
+        tx.lifecycle(EventType.SUSPENDED, suspended_detail(reason))
 
 
 def qmp_resume(tx: Tx, dom: DomainRecord, data: dict[str, Any]) -> None:
@@ -142,7 +141,7 @@ def qmp_resume(tx: Tx, dom: DomainRecord, data: dict[str, Any]) -> None:
         return
     starting = dom.state is DomainState.PAUSED and dom.reason == PausedReason.STARTING_UP
     tx.set_state(DomainState.RUNNING, reason)
-    tx.lifecycle(EventType.RESUMED, RUNNING_TO_RESUMED.get(reason, ResumedDetail.UNPAUSED))
+    tx.lifecycle(EventType.RESUMED, resumed_detail(reason))
     if starting:  # virDomainCreate queues STARTED after the CPUs started
         tx.lifecycle(EventType.STARTED, StartedDetail.BOOTED)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from virtbridge.engine import actions as act
-from virtbridge.engine.common import PAUSED_TO_SUSPENDED, STATUS_TO_PAUSED
 from virtbridge.engine.domain import Tx
 from virtbridge.engine.lifecycle import (
     CrashedDetail,
@@ -20,8 +19,8 @@ from virtbridge.engine.lifecycle import (
     ShutdownDetail,
     StartedDetail,
     StoppedDetail,
-    SuspendedDetail,
 )
+from virtbridge.engine.reasons import suspended_detail
 from virtbridge.engine.signals import ObservedStatus
 from virtbridge.engine.states import (
     CrashedReason,
@@ -33,6 +32,24 @@ from virtbridge.engine.states import (
     ShutoffReason,
 )
 
+STATUS_TO_PAUSED: dict[str, PausedReason] = {
+    "debug": PausedReason.UNKNOWN,
+    "internal-error": PausedReason.UNKNOWN,
+    "restore-vm": PausedReason.UNKNOWN,
+    "inmigrate": PausedReason.MIGRATION,
+    "postmigrate": PausedReason.MIGRATION,
+    "finish-migrate": PausedReason.MIGRATION,
+    "io-error": PausedReason.IOERROR,
+    "paused": PausedReason.USER,
+    "prelaunch": PausedReason.USER,
+    "running": PausedReason.UNKNOWN,
+    "save-vm": PausedReason.SAVE,
+    "shutdown": PausedReason.SHUTTING_DOWN,
+    "watchdog": PausedReason.WATCHDOG,
+    "guest-panicked": PausedReason.CRASHED,
+}
+"""QMP ``query-status`` status → paused reason (qemu_monitor_json.c); unknown → UNKNOWN."""
+
 _OBSERVED: dict[str, tuple[DomainState, int]] = {
     "shutdown": (DomainState.SHUTDOWN, ShutdownReason.UNKNOWN),
     "guest-panicked": (DomainState.CRASHED, CrashedReason.PANICKED),
@@ -41,10 +58,7 @@ _OBSERVED: dict[str, tuple[DomainState, int]] = {
 """Stopped statuses that are not a plain pause (qemuProcessUpdateState)."""
 
 _ANNOUNCE: dict[DomainState, tuple[EventType, Callable[[int], int]]] = {
-    DomainState.PAUSED: (
-        EventType.SUSPENDED,
-        lambda reason: PAUSED_TO_SUSPENDED.get(reason, SuspendedDetail.PAUSED),
-    ),
+    DomainState.PAUSED: (EventType.SUSPENDED, suspended_detail),
     DomainState.SHUTDOWN: (EventType.SHUTDOWN, lambda reason: ShutdownDetail.FINISHED),
     DomainState.CRASHED: (EventType.CRASHED, lambda reason: CrashedDetail.PANICKED),
     DomainState.PMSUSPENDED: (EventType.PMSUSPENDED, lambda reason: PMSuspendedDetail.MEMORY),

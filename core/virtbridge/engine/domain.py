@@ -1,14 +1,15 @@
 """The per-domain record and the transaction a transition works in.
 
-A transition (see ``_transitions.py``) receives a :class:`Tx`: the signal, the domain record
-and a handful of verbs (set the state, emit an event, ask for an action, reject an intent).
-The verbs keep the bookkeeping (domain IDs, the cached domain reference, "the state after
-the event") in one place so the transition tables read like the reference.
+A transition (the rules in ``qmp.py``, ``control.py``, ``reconnect.py``, ...) receives a
+:class:`Tx`: the signal, the domain record and a handful of verbs (set the state, emit an
+event, ask for an action, reject an intent).  The verbs keep the bookkeeping (domain IDs, the
+cached domain reference, "the state after the event", what strict mode keeps quiet) in one
+place so the rules read like the reference.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from virtbridge.engine.actions import Action
 from virtbridge.engine.events import DomainRef, Event
@@ -23,9 +24,6 @@ from virtbridge.engine.states import (
     RunningReason,
     ShutoffReason,
 )
-
-if TYPE_CHECKING:
-    from virtbridge.engine.engine import Engine
 
 
 class DomainRecord:
@@ -96,16 +94,43 @@ class DomainRecord:
         self.deadline = None
 
 
+class RecordStore(Protocol):
+    """The engine as a transaction sees it: the records it keeps, the IDs it hands out, the
+    policies it knows, and the settings the rules read.  :class:`~virtbridge.Engine` is the
+    implementation; a protocol, so that this module does not import the engine."""
+
+    @property
+    def strict_libvirt(self) -> bool: ...
+
+    @property
+    def all_monitor_events(self) -> bool: ...
+
+    @property
+    def agent_ports(self) -> frozenset[str]: ...
+
+    def create_record(self, name: str, uuid: str | None) -> DomainRecord: ...
+
+    def allocate_id(self) -> int: ...
+
+    def policy_for(self, name: str) -> Policy: ...
+
+
 class Tx:
-    """One signal being applied to one domain."""
+    """One signal being applied to one domain.
 
-    __slots__ = ("actions", "dom", "engine", "error", "events", "signal", "strict")
+    Strict mode (``strict_libvirt``) is decided here: :meth:`emit` drops every event that is
+    a virtbridge extension (:attr:`Event.is_extension`), so a rule emits the same events
+    either way.  Besides :meth:`emit`, :attr:`strict` is read only where an extension changes
+    more than what is emitted: the shutdown request's running reason, and whether a POWERDOWN
+    someone else sent is a request (the shutdown request's code in ``qmp.py``).
+    """
 
-    def __init__(self, engine: Engine, signal: Signal, dom: DomainRecord | None) -> None:
+    __slots__ = ("actions", "dom", "engine", "error", "events", "signal")
+
+    def __init__(self, engine: RecordStore, signal: Signal, dom: DomainRecord | None) -> None:
         self.engine = engine
         self.signal = signal
         self.dom = dom
-        self.strict = engine.strict_libvirt
         self.events: list[Event] = []
         self.actions: list[Action] = []
         self.error: str | None = None
@@ -128,6 +153,11 @@ class Tx:
     @property
     def name(self) -> str:
         return self.signal.domain
+
+    @property
+    def strict(self) -> bool:
+        """libvirt's behaviour only: no extension event, no extension state."""
+        return self.engine.strict_libvirt
 
     def set_state(self, state: DomainState, reason: int) -> None:
         dom = self.domain()
@@ -157,11 +187,16 @@ class Tx:
     # -- output -------------------------------------------------------------------------------
 
     def emit(self, kind: EventID, payload: Payload, ref: DomainRef | None = None) -> None:
+        """Queue an event carrying the domain's state now; under strict mode an extension
+        event is dropped here (and only here)."""
         dom = self.domain()
         signal = self.signal
-        self.events.append(
-            Event(kind, ref or dom.ref, payload, dom.state, dom.reason, signal.timestamp, signal)
+        event = Event(
+            kind, ref or dom.ref, payload, dom.state, dom.reason, signal.timestamp, signal
         )
+        if self.strict and event.is_extension:
+            return
+        self.events.append(event)
 
     def lifecycle(self, event: EventType, detail: int) -> None:
         self.emit(EventID.LIFECYCLE, Lifecycle(event, detail))

@@ -83,8 +83,8 @@ class Engine:
     """libvirt's qemu-driver lifecycle semantics for many domains.
 
     ``strict_libvirt`` turns every virtbridge extension off (no SHUTDOWN/REQUESTED or
-    SHUTDOWN/IGNORED events, no extension reasons).  ``policy`` is the default per-domain
-    policy; :meth:`set_policy` overrides it for one domain.  ``monitor_events`` is
+    SHUTDOWN/IGNORED events, no extension reasons; see ``Tx``).  ``policy`` is the default
+    per-domain policy; :meth:`set_policy` overrides it for one domain.  ``monitor_events`` is
     ``"unhandled"`` (a QEMU_MONITOR event for QMP events libvirt has no handler for) or
     ``"all"`` (one for every QMP event, as libvirt's monitor-event API delivers them).
     """
@@ -130,10 +130,7 @@ class Engine:
             self._domains.pop(name, None)  # a transient domain disappears when it stops
         if not tx.events and not tx.actions and tx.error is None:
             return NOTHING
-        events = tx.events
-        if self.strict_libvirt:
-            events = [event for event in events if not event.is_extension]
-        return Outcome(tuple(events), tuple(tx.actions), tx.error)
+        return Outcome(tuple(tx.events), tuple(tx.actions), tx.error)
 
     def feed_all(self, signals: Iterable[Signal]) -> Iterator[Event]:
         """Feed signals in order and yield every event (actions are dropped: for replays)."""

@@ -339,11 +339,11 @@ def begin_shutdown_request(tx: Tx, dom: DomainRecord) -> None:
     dom.deadline = None
     if timeout > 0 and stamp is not None:
         dom.deadline = stamp.as_micros() + round(timeout * 1_000_000)
-    if not tx.strict:
+    if not tx.strict:  # the extension's running reason; strict keeps libvirt's
         if dom.reason != RunningReason.SHUTDOWN_REQUESTED:
             dom.request_prior = dom.reason
         tx.set_state(DomainState.RUNNING, RunningReason.SHUTDOWN_REQUESTED)
-        tx.lifecycle(EventType.SHUTDOWN, ShutdownDetail.REQUESTED)
+    tx.lifecycle(EventType.SHUTDOWN, ShutdownDetail.REQUESTED)
     if timeout > 0:
         at = (
             None
@@ -364,10 +364,10 @@ def timer(tx: Tx) -> None:
         return  # an early or stale tick
     dom.requested = False
     dom.deadline = None
-    if not tx.strict:
-        if dom.state is DomainState.RUNNING and dom.reason == RunningReason.SHUTDOWN_REQUESTED:
-            tx.set_state(DomainState.RUNNING, dom.request_prior)
-        tx.lifecycle(EventType.SHUTDOWN, ShutdownDetail.IGNORED)
+    showing = dom.state is DomainState.RUNNING and dom.reason == RunningReason.SHUTDOWN_REQUESTED
+    if showing and not tx.strict:
+        tx.set_state(DomainState.RUNNING, dom.request_prior)
+    tx.lifecycle(EventType.SHUTDOWN, ShutdownDetail.IGNORED)
     if dom.policy.on_shutdown_timeout is ShutdownTimeoutAction.DESTROY:
         begin_destroy(tx, dom)
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from virtbridge.engine import actions as act
+from virtbridge.engine import requests
+from virtbridge.engine.destroy import begin_destroy
 from virtbridge.engine.domain import DomainRecord, Tx
 from virtbridge.engine.lifecycle import (
     DefinedDetail,
@@ -21,7 +23,6 @@ from virtbridge.engine.lifecycle import (
     UndefinedDetail,
 )
 from virtbridge.engine.policy import LifecycleAction
-from virtbridge.engine.qmp import begin_destroy, begin_shutdown_request
 from virtbridge.engine.signals import Intent, IntentKind
 from virtbridge.engine.states import DomainState, PausedReason, RunningReason
 
@@ -130,7 +131,7 @@ def restore(tx: Tx, intent: Intent) -> None:
 
 def _restore(tx: Tx, dom: DomainRecord, intent: Intent) -> None:
     """virDomainRestore: incoming migration leaves PAUSED/MIGRATION, STARTED/RESTORED, then
-    ``cont`` (RESUMED/FROM_SNAPSHOT from the RESUME handler) unless it stays paused."""
+    ``cont`` (RESUMED/FROM_SNAPSHOT from the RESUME rule) unless it stays paused."""
     tx.activate()
     configure_process(tx, dom)
     tx.set_state(DomainState.PAUSED, PausedReason.MIGRATION)
@@ -168,8 +169,8 @@ def resume(tx: Tx, intent: Intent) -> None:
 
 
 def shutdown(tx: Tx, intent: Intent) -> None:
-    """virDomainShutdown: ACPI power button.  libvirt emits nothing now; virtbridge emits the
-    SHUTDOWN/REQUESTED extension and arms the shutdown timeout."""
+    """virDomainShutdown: ACPI power button.  libvirt emits nothing now; virtbridge starts a
+    shutdown request (``requests.py``: the SHUTDOWN/REQUESTED extension and the timeout)."""
     dom = _active(tx)
     if dom is None:
         return
@@ -181,7 +182,7 @@ def shutdown(tx: Tx, intent: Intent) -> None:
         return
     tx.act(act.system_powerdown(dom.name))
     if not dom.requested:
-        begin_shutdown_request(tx, dom)
+        requests.begin(tx, dom)
 
 
 def reboot(tx: Tx, intent: Intent) -> None:

@@ -182,7 +182,7 @@ def qmp_memory_device_size_change(tx: Tx, dom: DomainRecord, data: dict[str, Any
     )
 
 
-DEVICE_HANDLERS: dict[str, Handler] = {
+DEVICE_RULES: dict[str, Handler] = {
     "RTC_CHANGE": qmp_rtc_change,
     "BALLOON_CHANGE": qmp_balloon_change,
     "DEVICE_DELETED": _device_event(EventID.DEVICE_REMOVED),

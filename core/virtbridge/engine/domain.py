@@ -1,6 +1,6 @@
 """The per-domain record and the transaction a transition works in.
 
-A transition (the rules in ``qmp.py``, ``control.py``, ``reconnect.py``, ...) receives a
+A transition (the rules in ``qmp.py``, ``control.py``, ``requests.py``, ...) receives a
 :class:`Tx`: the signal, the domain record and a handful of verbs (set the state, emit an
 event, ask for an action, reject an intent).  The verbs keep the bookkeeping (domain IDs, the
 cached domain reference, "the state after the event", what strict mode keeps quiet) in one
@@ -90,6 +90,11 @@ class DomainRecord:
         self.paused_shutdown = False
         self.being_destroyed = False
         self.saving = False
+        self.end_request()
+
+    def end_request(self) -> None:
+        """A pending shutdown request is over (the guest shut down, the request timed out, or
+        a destroy overtook it): no timeout to wait for any more."""
         self.requested = False
         self.deadline = None
 
@@ -122,7 +127,7 @@ class Tx:
     a virtbridge extension (:attr:`Event.is_extension`), so a rule emits the same events
     either way.  Besides :meth:`emit`, :attr:`strict` is read only where an extension changes
     more than what is emitted: the shutdown request's running reason, and whether a POWERDOWN
-    someone else sent is a request (the shutdown request's code in ``qmp.py``).
+    someone else sent is a request (``requests.py``, its only other reader).
     """
 
     __slots__ = ("actions", "dom", "engine", "error", "events", "signal")

@@ -19,8 +19,9 @@ from virtbridge.engine.domain import DomainRecord, Tx
 from virtbridge.engine.events import Event
 from virtbridge.engine.libvirt import libvirt_event
 from virtbridge.engine.policy import DEFAULT_POLICY, Policy
-from virtbridge.engine.qmp import monitor_error, process_gone, qmp_event, timer
+from virtbridge.engine.qmp import monitor_error, process_gone, qmp_event
 from virtbridge.engine.reconnect import observed_status, process_lost
+from virtbridge.engine.requests import timer
 from virtbridge.engine.signals import (
     Intent,
     LibvirtEvent,

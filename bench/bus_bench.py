@@ -7,12 +7,13 @@ For each bus, two figures, each measured as a user sees it:
   publishes the same payloads to the same topics with the best settings known here;
 * latency at ``--rate`` events/s: from the event's time (QEMU's timestamp, stamped as the
   QMP event is fed) to a subscriber in another process receiving it, against the plain
-  client publishing stamped payloads at the same rate.
+  client publishing stamped payloads at the same rate (``--latency-events 0``: skipped).
 
+The bridge runs with its defaults: the durable outbox, ``outbox_sync = "normal"``.
 The brokers are started here, on free loopback ports.
 
 Usage: ``python bench/bus_bench.py [--events 100000] [--rate 1000] [--latency-events 5000]
-[--json FILE]``
+[--bus mqtt nats] [--json FILE]``
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import benchlib
+
+benchlib.use_checkout()
+ROOT = benchlib.ROOT
 
 from tests.support.bigtrace import build_trace  # noqa: E402
 from tests.support.bridge import toml  # noqa: E402
@@ -42,6 +45,7 @@ from virtbridge_nats import subject_token  # noqa: E402
 HOST = "bench-host"
 CLIENTS = ROOT / "bench" / "mqtt_clients.py"
 NATS_CLIENTS = ROOT / "bench" / "nats_clients.py"
+TIMEOUT = 600.0  # seconds, at most, for one process (a bridge run, a plain client)
 
 
 @dataclass
@@ -51,6 +55,8 @@ class Row:
     bridge: float
     plain: float
     unit: str
+    key: str = ""
+    """Stable name of the measure: ``qos1``, ``jetstream.p99``, ..."""
 
     @property
     def ratio(self) -> float:
@@ -61,11 +67,8 @@ class Row:
 
 def timed(command: list[str], cwd: Path) -> float:
     started = time.perf_counter()
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
-    elapsed = time.perf_counter() - started
-    if result.returncode != 0:
-        sys.exit(f"{command[:4]} failed ({result.returncode}):\n{result.stderr[-3000:]}")
-    return elapsed
+    benchlib.run(command, cwd=cwd, timeout=TIMEOUT)
+    return time.perf_counter() - started
 
 
 def bridge_command(config: Path) -> list[str]:
@@ -82,7 +85,7 @@ def bridge_command(config: Path) -> list[str]:
 
 
 def write_bridge(
-    path: Path, state: Path, source: dict[str, object], sink: dict[str, object]
+    path: Path, state: Path, source: Mapping[str, object], sink: Mapping[str, object]
 ) -> Path:
     path.write_text(
         toml(
@@ -103,17 +106,29 @@ def percentiles(latencies: list[float]) -> tuple[float, float]:
 def subscriber(arguments: list[str], count: int, timeout: float = 120) -> subprocess.Popen[str]:
     """A subscriber process (``arguments`` after the interpreter), once it is subscribed."""
     process = subprocess.Popen(
-        [sys.executable, *arguments, str(count), str(timeout)], stdout=subprocess.PIPE, text=True
+        [sys.executable, *arguments, str(count), str(timeout)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=benchlib.child_env(),
     )
     assert process.stdout is not None
     if process.stdout.readline().strip() != "ready":
+        benchlib.stop(process)
         sys.exit("the subscriber did not start")
     return process
 
 
-def collect(process: subprocess.Popen[str]) -> list[float]:
-    out, _ = process.communicate(timeout=600)
-    return list(json.loads(out.strip().splitlines()[-1])["latencies"])
+def collect(process: subprocess.Popen[str], count: int) -> list[float]:
+    try:
+        out, _ = process.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        benchlib.stop(process)
+        sys.exit(f"the subscriber did not finish within {TIMEOUT:.0f} s")
+    latencies = list(json.loads(out.strip().splitlines()[-1])["latencies"])
+    if len(latencies) < count:
+        sys.exit(f"the subscriber received {len(latencies)} of {count} events")
+    return latencies
 
 
 def cloudevents(work: Path, events: int) -> tuple[Path, list[dict[str, object]], list[bytes]]:
@@ -121,24 +136,34 @@ def cloudevents(work: Path, events: int) -> tuple[Path, list[dict[str, object]],
     trace = work / "trace.jsonl"
     if not trace.exists():
         build_trace(trace, events)
-    replay = subprocess.run(
+    replay = benchlib.run(
         [sys.executable, "-m", "virtbridge", "replay", str(trace), "--format", "json"],
-        capture_output=True,
-        check=True,
+        timeout=TIMEOUT,
     )
-    lines = replay.stdout.splitlines()
+    lines = [line.encode() for line in replay.stdout.splitlines()]
     return trace, [json.loads(line) for line in lines], lines
 
 
-def latency_rows(bus: str, rate: float, bridge: list[float], plain: list[float]) -> list[Row]:
+def latency_rows(
+    bus: str, rate: float, bridge: list[float], plain: list[float], what: str, key: str
+) -> list[Row]:
     ours, theirs = percentiles(bridge), percentiles(plain)
     return [
-        Row(bus, f"{name} latency at {rate:g}/s", ours[index], theirs[index], "ms")
+        Row(
+            bus,
+            f"{what}, {name} latency at {rate:g}/s",
+            ours[index],
+            theirs[index],
+            "ms",
+            f"{key}.{name}",
+        )
         for index, name in enumerate(("p50", "p99"))
     ]
 
 
 def mqtt_rows(work: Path, events: int, rate: float, latency_events: int) -> list[Row]:
+    benchlib.need_program("mosquitto")
+    benchlib.need_module("paho", "mqtt")
     rows = []
     trace, bodies, lines = cloudevents(work, events)
     with Mosquitto(work / "mosquitto", persistence=False) as broker:
@@ -162,8 +187,17 @@ def mqtt_rows(work: Path, events: int, rate: float, latency_events: int) -> list
         )
         bridge = timed(bridge_command(config), work)
         rows.append(
-            Row("mqtt", f"QoS 1, {count:,} events", count / bridge, count / plain, "events/s")
+            Row(
+                "mqtt",
+                f"QoS 1, {count:,} events",
+                count / bridge,
+                count / plain,
+                "events/s",
+                "qos1",
+            )
         )
+        if latency_events <= 0:
+            return rows
 
         sub = subscriber(
             [str(CLIENTS), "subscribe", str(broker.port), "virtbridge/+/domain/+/lifecycle"],
@@ -176,7 +210,7 @@ def mqtt_rows(work: Path, events: int, rate: float, latency_events: int) -> list
             {"type": "mqtt", "url": broker.url(), "qos": 1},
         )
         timed(bridge_command(config), work)
-        ours = collect(sub)
+        ours = collect(sub, latency_events)
         sub = subscriber(
             [str(CLIENTS), "subscribe", str(broker.port), "plain/paced"], latency_events
         )
@@ -191,7 +225,7 @@ def mqtt_rows(work: Path, events: int, rate: float, latency_events: int) -> list
             ],
             work,
         )
-        rows += latency_rows("mqtt", rate, ours, collect(sub))
+        rows += latency_rows("mqtt", rate, ours, collect(sub, latency_events), "QoS 1", "qos1")
     return rows
 
 
@@ -214,10 +248,12 @@ def fresh_stream(url: str) -> None:
         await js.create_key_value(bucket="virtbridge_state", history=1)
         await nc.close()
 
-    asyncio.run(make())
+    asyncio.run(asyncio.wait_for(make(), 30))
 
 
 def nats_rows(work: Path, events: int, rate: float, latency_events: int) -> list[Row]:
+    benchlib.need_program("nats-server")
+    benchlib.need_module("nats", "nats")
     rows = []
     trace, bodies, lines = cloudevents(work, events)
     with NatsServer(work / "nats") as server:
@@ -229,10 +265,11 @@ def nats_rows(work: Path, events: int, rate: float, latency_events: int) -> list
                 subject = f"virtbridge.{subject_token(HOST)}.domain.{name}.{kind}"
                 out.write(f"{subject}\t{body['id']}\t".encode() + line + b"\n")
         count = len(lines)
-        for mode, sink in (
+        modes = (
             ("jetstream", {"type": "nats", "servers": server.url, "stream": "VIRTBRIDGE"}),
             ("core", {"type": "nats", "servers": server.url}),
-        ):
+        )
+        for mode, sink in modes:
             fresh_stream(server.url)
             plain = timed(
                 [sys.executable, str(NATS_CLIENTS), mode, server.url, str(payloads)], work
@@ -245,44 +282,93 @@ def nats_rows(work: Path, events: int, rate: float, latency_events: int) -> list
                 sink,
             )
             bridge = timed(bridge_command(config), work)
-            what = "JetStream + Nats-Msg-Id" if mode == "jetstream" else "core NATS"
             rows.append(
-                Row("nats", f"{what}, {count:,} events", count / bridge, count / plain, "events/s")
+                Row(
+                    "nats",
+                    f"{WHAT[mode]}, {count:,} events",
+                    count / bridge,
+                    count / plain,
+                    "events/s",
+                    mode,
+                )
             )
+        if latency_events <= 0:
+            return rows
 
-        fresh_stream(server.url)
-        sub = subscriber(
-            [str(NATS_CLIENTS), "subscribe", server.url, "virtbridge.*.domain.*.lifecycle"],
-            latency_events,
-        )
-        config = write_bridge(
-            work / "nats-paced.toml",
-            work / "state-nats-paced",
-            {"type": "pace", "rate": rate, "count": latency_events},
-            {"type": "nats", "servers": server.url, "stream": "VIRTBRIDGE"},
-        )
-        timed(bridge_command(config), work)
-        ours = collect(sub)
-        sub = subscriber(
-            [str(NATS_CLIENTS), "subscribe", server.url, "virtbridge.plain.paced"], latency_events
-        )
-        timed(
-            [
-                sys.executable,
-                str(NATS_CLIENTS),
-                "paced",
-                server.url,
-                "virtbridge.plain.paced",
-                str(latency_events),
-                str(rate),
-            ],
-            work,
-        )
-        rows += latency_rows("nats", rate, ours, collect(sub))
+        for mode, sink in modes:
+            fresh_stream(server.url)
+            sub = subscriber(
+                [str(NATS_CLIENTS), "subscribe", server.url, "virtbridge.*.domain.*.lifecycle"],
+                latency_events,
+            )
+            config = write_bridge(
+                work / f"nats-{mode}-paced.toml",
+                work / f"state-nats-{mode}-paced",
+                {"type": "pace", "rate": rate, "count": latency_events},
+                sink,
+            )
+            timed(bridge_command(config), work)
+            ours = collect(sub, latency_events)
+            sub = subscriber(
+                [str(NATS_CLIENTS), "subscribe", server.url, "virtbridge.plain.paced"],
+                latency_events,
+            )
+            timed(
+                [
+                    sys.executable,
+                    str(NATS_CLIENTS),
+                    "paced" if mode == "jetstream" else "paced-core",
+                    server.url,
+                    "virtbridge.plain.paced",
+                    str(latency_events),
+                    str(rate),
+                ],
+                work,
+            )
+            theirs = collect(sub, latency_events)
+            rows += latency_rows("nats", rate, ours, theirs, WHAT[mode], mode)
     return rows
 
 
+WHAT = {"jetstream": "JetStream + Nats-Msg-Id", "core": "core NATS"}
+PLAIN = {"mqtt": "paho-mqtt", "nats": "nats-py"}
+
+
+def figures(rows: list[Row], events: int, rate: float) -> list[benchlib.Figure]:
+    """Each row as two figures: the bridge's, with the comparison, and the plain client's."""
+    out = []
+    for row in rows:
+        what = row.what.split(", ")[0]
+        if row.bus == "mqtt":
+            what = f"MQTT {what}"
+        plain = f"plain {PLAIN[row.bus]}"
+        params: dict[str, object] = {"bus": row.bus, "what": row.what}
+        if row.unit == "events/s":
+            count = row.what.split(", ")[-1]
+            labels = (f"{what}, virtbridge run, {count}", f"{what}, {plain}, {count}")
+            note = f"bridge/plain {row.ratio:.2f}×"
+            stem = f"bus.rate.{row.bus}.{row.key}"
+            params["events"] = events
+        else:
+            point = row.key.rsplit(".", 1)[-1]
+            head = f"{what} → subscriber, {rate:,.0f}/s"
+            labels = (f"{head}, virtbridge run: {point}", f"{head}, {plain}: {point}")
+            note = f"added {row.ratio:+.2f} ms over plain"
+            stem = f"bus.latency.{row.bus}.{row.key}"
+            params["rate"] = rate
+        out.append(
+            benchlib.Figure(
+                "bus", f"{stem}.bridge", labels[0], row.bridge, row.unit, note, params=params
+            )
+        )
+        out.append(
+            benchlib.Figure("bus", f"{stem}.plain", labels[1], row.plain, row.unit, params=params)
+        )
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
+    begun = time.monotonic()
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -292,23 +378,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="FILE")
     parser.add_argument("--bus", nargs="+", choices=("mqtt", "nats"), default=["mqtt", "nats"])
     args = parser.parse_args(argv)
+    if "mqtt" in args.bus:
+        benchlib.need_program("mosquitto")
+    if "nats" in args.bus:
+        benchlib.need_program("nats-server")
     with tempfile.TemporaryDirectory(prefix="virtbridge-bus-") as tmp:
         rows = []
         if "mqtt" in args.bus:
             rows += mqtt_rows(Path(tmp), args.events, args.rate, args.latency_events)
         if "nats" in args.bus:
             rows += nats_rows(Path(tmp), args.events, args.rate, args.latency_events)
-    print(f"{'bus':6} {'measure':28} {'bridge':>12} {'plain':>12} {'bridge/plain or +':>18}")
+    print(f"{'bus':6} {'measure':40} {'bridge':>12} {'plain':>12} {'bridge/plain or +':>18}")
     for row in rows:
         relation = f"{row.ratio:.2f}x" if row.unit == "events/s" else f"{row.ratio:+.3f} ms"
         print(
-            f"{row.bus:6} {row.what:28} {row.bridge:>12,.3f} {row.plain:>12,.3f} {relation:>18}"
+            f"{row.bus:6} {row.what:40} {row.bridge:>12,.3f} {row.plain:>12,.3f} {relation:>18}"
             f"  {row.unit}"
         )
     if args.json:
-        Path(args.json).write_text(
-            json.dumps([{**asdict(r), "ratio": r.ratio} for r in rows], indent=2)
-        )
+        benchlib.write_json(args.json, "bus", figures(rows, args.events, args.rate), begun)
+        document = json.loads(Path(args.json).read_text())
+        document["rows"] = [{**asdict(r), "ratio": r.ratio} for r in rows]
+        Path(args.json).write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     return 0
 
 

@@ -7,7 +7,8 @@ round-robin so every domain is mid-scenario at the same time, and reports:
   signal should not grow with N);
 * bytes of Python heap per tracked idle (running) domain.
 
-Usage: ``python bench/engine_bench.py [--signals 500000] [--domains 10,100,...]``
+Usage: ``python bench/engine_bench.py [--signals 500000] [--domains 10,100,...]
+[--order round-robin|bursts|both] [--idle-domains 10000] [--json FILE]``
 """
 
 from __future__ import annotations
@@ -20,12 +21,16 @@ import time
 import tracemalloc
 from pathlib import Path
 
-import msgspec
+import benchlib
 
-from virtbridge import Engine, Intent, IntentKind, QmpEvent, Signal
-from virtbridge.wire.trace import parse_line
+benchlib.use_checkout()
 
-ROOT = Path(__file__).resolve().parents[1]
+import msgspec  # noqa: E402
+
+from virtbridge import Engine, Intent, IntentKind, QmpEvent, Signal  # noqa: E402
+from virtbridge.wire.trace import parse_line  # noqa: E402
+
+ROOT = benchlib.ROOT
 TRACES = Path(os.environ.get("VIRTBRIDGE_BENCH_TRACES", ROOT / "examples" / "traces"))
 
 
@@ -109,12 +114,17 @@ def bytes_per_idle_domain(count: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    started = time.monotonic()
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--signals", type=int, default=500_000, help="signals per measurement")
     parser.add_argument("--domains", default="10,100,1000,10000,100000", help="domain counts")
     parser.add_argument("--repeat", type=int, default=3, help="best of N runs")
+    parser.add_argument(
+        "--idle-domains", type=int, default=10_000, help="domains for the memory figure"
+    )
+    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     parser.add_argument(
         "--order",
         choices=("round-robin", "bursts", "both"),
@@ -128,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     row = "{:>11} {:>8} {:>9} {:>9} {:>11} {:>10}"
     print(row.format("order", "domains", "signals", "events", "signals/s", "ns/signal"))
     orders = ("round-robin", "bursts") if args.order == "both" else (args.order,)
+    figures: list[benchlib.Figure] = []
     for order, domains in [(o, int(n)) for o in orders for n in args.domains.split(",")]:
         warmup, signals = build(scenarios, domains, args.signals, order)
         best = min(run(warmup, signals) for _ in range(args.repeat))
@@ -135,11 +146,34 @@ def main(argv: list[str] | None = None) -> int:
         rate = f"{len(signals) / elapsed:,.0f}"
         cost = f"{elapsed / len(signals) * 1e9:.0f}"
         print(row.format(order, domains, len(signals), events, rate, cost))
+        figures.append(
+            benchlib.Figure(
+                "engine",
+                f"engine.rate.{order}.{domains}",
+                f"engine alone, {domains:,} domains ({order})",
+                len(signals) / elapsed,
+                "signals/s",
+                params={"order": order, "domains": domains, "signals": len(signals)},
+            )
+        )
         del warmup, signals
-    per_domain = bytes_per_idle_domain(10_000)
+    per_domain = bytes_per_idle_domain(args.idle_domains)
     print(
-        f"memory: {per_domain:,.0f} bytes per idle (running) domain, measured over 10,000 domains"
+        f"memory: {per_domain:,.0f} bytes per idle (running) domain, measured over "
+        f"{args.idle_domains:,} domains"
     )
+    figures.append(
+        benchlib.Figure(
+            "memory",
+            "engine.heap_per_idle_domain",
+            f"engine heap per idle domain ({args.idle_domains:,} domains, tracemalloc)",
+            per_domain,
+            "bytes",
+            params={"domains": args.idle_domains},
+        )
+    )
+    if args.json:
+        benchlib.write_json(args.json, "engine", figures, started)
     return 0
 
 

@@ -15,7 +15,8 @@ share the bridge's process and its two cores, so libvirt is the limit: the laten
 source keeping up), and the
 event-to-sink latency (p50, p90, p99, max) of the burst and of the paced events.
 
-Usage: ``python bench/libvirt_bench.py [--count 10000] [--paced 200] [--outbox memory|sqlite|both]``
+Usage: ``python bench/libvirt_bench.py [--count 10000] [--paced 200]
+[--outbox memory|sqlite|both] [--json FILE]``
 """
 
 from __future__ import annotations
@@ -34,9 +35,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+# Also loaded by the bridge as a plugin (by path): the bench directory is not on its path.
+if str(Path(__file__).parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).parent))
+
+import benchlib
+
+benchlib.use_checkout()
+ROOT = benchlib.ROOT
 
 import virtbridge  # noqa: E402
 
@@ -81,7 +87,7 @@ class TimedSink(virtbridge.Sink):
 
 
 def _burst(count: int, paced: int, done: Path) -> None:
-    import libvirt
+    import libvirt  # type: ignore[import-untyped]
 
     time.sleep(1.0)  # the source connects first (registered before the first define)
     conn = libvirt.open("test:///default")
@@ -191,14 +197,19 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    begun = time.monotonic()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=10_000, help="define/undefine pairs")
     parser.add_argument("--paced", type=int, default=200, help="paced suspend/resume events")
     parser.add_argument("--outbox", choices=("memory", "sqlite", "both"), default="both")
+    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = parser.parse_args(argv)
+    benchlib.need_module("libvirt", "libvirt")
     kinds = ("memory", "sqlite") if args.outbox == "both" else (args.outbox,)
+    figures: list[benchlib.Figure] = []
     for kind in kinds:
         result = run(args.count, args.paced, kind)
+        figures += libvirt_figures(result, args.paced)
         burst, paced = result["burst"], result["paced"]
         print(
             f"outbox {kind}: {result['events']} events; libvirt produced "
@@ -210,9 +221,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(
             "  event → sink, paced: p50 {p50:.2f} ms, p90 {p90:.2f} ms, p99 {p99:.2f} ms, "
-            "max {max:.2f} ms".format(**paced)
+            "max {max:.2f} ms".format(**paced),
+            flush=True,
         )
+    if args.json:
+        benchlib.write_json(args.json, "libvirt", figures, begun)
     return 0
+
+
+def libvirt_figures(result: dict[str, Any], paced: int) -> list[benchlib.Figure]:
+    outbox = result["outbox"]
+    name = "durable" if outbox == "sqlite" else "memory"
+    events = result["events"]
+    figures = [
+        benchlib.Figure(
+            "libvirt",
+            f"libvirt.rate.{outbox}",
+            f"libvirt test driver → sink, {name} outbox, {events:,} events",
+            result["source_rate"],
+            "events/s",
+            note=f"libvirt produced {result['libvirt_rate']:,.0f}/s",
+            params={k: v for k, v in result.items() if k not in ("burst", "paced")},
+        )
+    ]
+    for point in ("p50", "p99"):
+        figures.append(
+            benchlib.Figure(
+                "libvirt",
+                f"libvirt.latency.paced.{outbox}.{point}",
+                f"libvirt callback → sink, {paced} paced, {name} outbox: {point}",
+                result["paced"][point],
+                "ms",
+                params=result["paced"],
+            )
+        )
+    return figures
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import socket
 import sys
 import threading
 import time
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -30,7 +31,7 @@ def client(name: str) -> mqtt.Client:
     c.max_inflight_messages_set(0)
     c.max_queued_messages_set(0)
 
-    def nodelay(client: mqtt.Client, userdata: object, sock: socket.socket) -> None:
+    def nodelay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     c.on_socket_open = nodelay
@@ -38,11 +39,11 @@ def client(name: str) -> mqtt.Client:
 
 
 def publish(port: int, path: str) -> None:
-    messages = []
+    messages: list[tuple[str, bytes]] = []
     with open(path, "rb") as stream:
         for line in stream:
-            topic, _, payload = line.rstrip(b"\n").partition(b"\t")
-            messages.append((topic.decode(), payload))
+            name, _, payload = line.rstrip(b"\n").partition(b"\t")
+            messages.append((name.decode(), payload))
     window = threading.Semaphore(WINDOW)
     done = threading.Event()
     acked = [0]
@@ -105,7 +106,12 @@ def subscribe(port: int, topic: str, count: int, timeout: float) -> None:
 
     c = client("bench-subscriber")
     c.on_message = on_message
-    c.on_connect = lambda cl, *a: (cl.subscribe(topic, qos=1), ready.set())
+
+    def on_connect(cl: mqtt.Client, *_args: Any) -> None:
+        cl.subscribe(topic, qos=1)
+        ready.set()
+
+    c.on_connect = on_connect
     c.connect("127.0.0.1", port)
     c.loop_start()
     ready.wait(10)

@@ -4,10 +4,12 @@
 best settings known here (``publish_async`` pipelined in a window of 1,000, each with a
 ``Nats-Msg-Id``), then wait for every acknowledgement.  ``core``: publish + flush.
 ``paced``: publish stamped CloudEvent-shaped payloads at a fixed rate (JetStream, each ack
-awaited in the background).  ``subscribe``: latency from each payload's ``time`` to receipt.
+awaited in the background); ``paced-core``: the same with core NATS (publish, the client's
+flusher sends it).  ``subscribe``: latency from each payload's ``time`` to receipt.
 
 Usage: ``python bench/nats_clients.py jetstream URL FILE`` | ``core URL FILE`` |
-``paced URL SUBJECT COUNT RATE`` | ``subscribe URL SUBJECT COUNT TIMEOUT``
+``paced URL SUBJECT COUNT RATE`` | ``paced-core URL SUBJECT COUNT RATE`` |
+``subscribe URL SUBJECT COUNT TIMEOUT``
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ async def core(url: str, path: str) -> None:
     await nc.close()
 
 
-async def paced(url: str, subject: str, count: int, rate: float) -> None:
+async def paced(url: str, subject: str, count: int, rate: float, stream: bool = True) -> None:
     nc = await nats.connect(url)
     js = nc.jetstream()
     await asyncio.sleep(0.5)
@@ -64,8 +66,13 @@ async def paced(url: str, subject: str, count: int, rate: float) -> None:
             await asyncio.sleep(delay)
         now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         payload = json.dumps({"specversion": "1.0", "id": str(index), "time": now}).encode()
-        await js.publish_async(subject, payload, headers={"Nats-Msg-Id": f"paced-{index}"})
-    await js.publish_async_completed()
+        if stream:
+            await js.publish_async(subject, payload, headers={"Nats-Msg-Id": f"paced-{index}"})
+        else:
+            await nc.publish(subject, payload)
+    if stream:
+        await js.publish_async_completed()
+    await nc.flush()
     await nc.close()
 
 
@@ -100,6 +107,8 @@ if __name__ == "__main__":
         asyncio.run(core(args[0], args[1]))
     elif command == "paced":
         asyncio.run(paced(args[0], args[1], int(args[2]), float(args[3])))
+    elif command == "paced-core":
+        asyncio.run(paced(args[0], args[1], int(args[2]), float(args[3]), stream=False))
     elif command == "subscribe":
         asyncio.run(subscribe(args[0], args[1], int(args[2]), float(args[3])))
     else:

@@ -9,11 +9,13 @@
 2. Monitors per bridge: ``--monitors`` idle guests (about 50 MiB each) under one glob, one
    bridge attached to all; reported: the bridge's RSS and CPU at idle, in total and per
    monitor, against the same bridge with no guest. When the machine lacks the memory (or
-   with ``--fake``), fake QMP servers in this process stand in for the guests, and the
-   report says so.
+   with ``--fake``), fake QMP servers in this process (``fake_qmp.py``) stand in for the
+   guests, and the report says so.
+
+``--guests 0`` or ``--monitors 0`` leaves a part out.
 
 Usage: ``python bench/qmp_bench.py [--guests 4] [--cycles 60] [--monitors 100]
-[--idle 10] [--outbox memory|sqlite|both] [--fake]``
+[--idle 10] [--outbox memory|sqlite|both] [--fake] [--json FILE]``
 """
 
 from __future__ import annotations
@@ -34,9 +36,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+# Also loaded by the bridge as a plugin (by path): the bench directory is not on its path.
+if str(Path(__file__).parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).parent))
+
+import benchlib
+
+benchlib.use_checkout()
+ROOT = benchlib.ROOT
 
 import virtbridge  # noqa: E402
 from virtbridge_jsonl import JsonlConfig, JsonlSink  # noqa: E402
@@ -139,7 +146,8 @@ def start_bridge(
         f'times = "{workdir / f"{name}.times"}"\n'
     )
     return subprocess.Popen(
-        [sys.executable, "-m", "virtbridge", "run", "-q", "-c", str(config), "--plugin", __file__],
+        benchlib.bridge_argv(config, "-q", "--plugin", __file__),
+        env=benchlib.child_env(),
         stdin=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -169,7 +177,9 @@ async def wait_lines(path: Path, count: int, timeout: float) -> None:
 # -- 1. latency -----------------------------------------------------------------------------------
 
 
-async def latency(image: Path, workdir: Path, guests: int, cycles: int, outbox: str) -> None:
+async def latency(
+    image: Path, workdir: Path, guests: int, cycles: int, outbox: str
+) -> dict[str, float]:
     from virtbridge_qmp import QmpClient
 
     directory = Path(tempfile.mkdtemp(prefix="vbl-", dir="/tmp"))
@@ -215,8 +225,16 @@ async def latency(image: Path, workdir: Path, guests: int, cycles: int, outbox: 
     print(
         f"  outbox {outbox:6}: {len(delays)} events, QMP timestamp -> jsonl line written: "
         f"p50 {cut[49]:.2f} ms, p90 {cut[89]:.2f} ms, p99 {cut[98]:.2f} ms, "
-        f"max {delays[-1]:.2f} ms"
+        f"max {delays[-1]:.2f} ms",
+        flush=True,
     )
+    return {
+        "events": len(delays),
+        "p50": cut[49],
+        "p90": cut[89],
+        "p99": cut[98],
+        "max": delays[-1],
+    }
 
 
 # -- 2. monitors per bridge --------------------------------------------------------------------
@@ -252,47 +270,16 @@ async def domains(config: Path) -> int:
     return int(json.loads(out)["domains"]) if status.returncode == 0 else 0
 
 
-async def fake_guests(
-    directory: Path, count: int, handlers: set[asyncio.Task[Any]]
-) -> list[asyncio.AbstractServer]:
-    """Stand-ins for idle guests: greet, answer the handshake and status, then say nothing
-    (each connection's task goes into ``handlers``)."""
-    greeting = b'{"QMP": {"version": {"qemu": {"major": 7, "minor": 2, "micro": 0}}}}\r\n'
-    answers: dict[str, Any] = {
-        "qmp_capabilities": {},
-        "query-status": {"status": "running", "running": True},
-    }
+async def capacity(
+    image: Path | None, workdir: Path, monitors: int, idle: float, fake: bool
+) -> dict[str, float]:
+    """One bridge watching ``monitors`` monitors under a glob, against one watching none:
+    RSS (KiB) and CPU (%) at idle."""
+    from fake_qmp import FakeMonitors
 
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        handlers.add(task)
-        task.add_done_callback(handlers.discard)
-        writer.write(greeting)
-        with contextlib.suppress(OSError, ValueError):
-            while line := await reader.readline():
-                command = json.loads(line)
-                name = command.get("execute")
-                answer: dict[str, Any] = (
-                    {"return": answers[name]}
-                    if name in answers
-                    else {"error": {"class": "CommandNotFound", "desc": str(name)}}
-                )
-                writer.write(json.dumps({**answer, "id": command.get("id")}).encode() + b"\r\n")
-                await writer.drain()
-        writer.close()
-
-    return [
-        await asyncio.start_unix_server(serve, str(directory / f"vm{i:03d}.qmp"))
-        for i in range(count)
-    ]
-
-
-async def capacity(image: Path, workdir: Path, monitors: int, idle: float, fake: bool) -> None:
     directory = Path(tempfile.mkdtemp(prefix="vbm-", dir="/tmp"))
     processes: list[subprocess.Popen[bytes]] = []
-    servers: list[asyncio.AbstractServer] = []
-    handlers: set[asyncio.Task[Any]] = set()
+    servers: FakeMonitors | None = None
     try:
         empty = start_bridge(workdir, str(directory / "none-*.qmp"), "memory", "empty")
         await asyncio.sleep(2)
@@ -300,19 +287,27 @@ async def capacity(image: Path, workdir: Path, monitors: int, idle: float, fake:
         stop_bridge(empty)
         started = time.monotonic()
         if fake:
-            servers = await fake_guests(directory, monitors, handlers)
+            names = [f"vm{i:03d}" for i in range(monitors)]
+            servers = await FakeMonitors(directory, names).start()
             what = f"{monitors} fake QMP servers (in this process, not QEMU)"
         else:
+            assert image is not None
             processes = await start_guests(image, directory, monitors)
             what = f"{monitors} idle QEMU guests"
         print(f"  {what} up in {time.monotonic() - started:.1f} s")
         bridge = start_bridge(workdir, str(directory / "*.qmp"), "memory", "capacity")
         try:
             deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:  # every monitor attached: all in the status
-                if await domains(workdir / "capacity.toml") >= monitors:
+            while time.monotonic() < deadline:  # every monitor attached
+                if servers is not None:
+                    attached = len(servers.ready)
+                else:
+                    attached = await domains(workdir / "capacity.toml")
+                if attached >= monitors:
                     break
-                await asyncio.sleep(0.5)
+                if bridge.poll() is not None:
+                    raise SystemExit(f"the bridge stopped ({bridge.returncode})")
+                await asyncio.sleep(0.2 if servers is not None else 0.5)
             else:
                 print("  (not every monitor was attached after 60 s)")
             await asyncio.sleep(1)
@@ -320,10 +315,8 @@ async def capacity(image: Path, workdir: Path, monitors: int, idle: float, fake:
         finally:
             stop_bridge(bridge)
     finally:
-        for server in servers:
-            server.close()
-        if handlers:  # the bridge has gone: each connection ends at its EOF
-            await asyncio.wait(set(handlers), timeout=5)
+        if servers is not None:  # the bridge has gone: each connection ends at its EOF
+            await servers.close()
         stop_all(processes)
         shutil.rmtree(directory, ignore_errors=True)
     per_rss = (rss - base_rss) / monitors
@@ -333,6 +326,15 @@ async def capacity(image: Path, workdir: Path, monitors: int, idle: float, fake:
         f"(idle, over {idle:.0f} s)"
     )
     print(f"  per monitor: {per_rss:.1f} KiB RSS, {(cpu - base_cpu) / monitors:.4f} % CPU")
+    return {
+        "monitors": monitors,
+        "base_rss_kib": base_rss,
+        "rss_kib": rss,
+        "per_monitor_kib": per_rss,
+        "base_cpu": base_cpu,
+        "cpu": cpu,
+        "fake": fake,
+    }
 
 
 def mem_available_mib() -> int:
@@ -343,6 +345,7 @@ def mem_available_mib() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    begun = time.monotonic()
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -352,24 +355,55 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--idle", type=float, default=10.0, help="seconds of idle measurement")
     parser.add_argument("--outbox", choices=("memory", "sqlite", "both"), default="both")
     parser.add_argument("--fake", action="store_true", help="fake QMP servers for part 2")
+    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = parser.parse_args(argv)
-    if shutil.which("qemu-system-x86_64") is None:
-        sys.exit("qemu-system-x86_64 is not installed (Debian: apt-get install qemu-system-x86)")
-    from tests.support.guests import write_images
-
     fake = args.fake
-    if not fake and mem_available_mib() < args.monitors * GUEST_MIB + 1024:
+    if args.monitors and not fake and mem_available_mib() < args.monitors * GUEST_MIB + 1024:
         print(f"not enough memory for {args.monitors} guests: using fake QMP servers")
         fake = True
+    if args.guests or (args.monitors and not fake):
+        benchlib.need_program("qemu-system-x86_64")
+    from tests.support.guests import write_images
+
+    figures: list[benchlib.Figure] = []
     with tempfile.TemporaryDirectory(prefix="virtbridge-qmp-bench-") as tmp:
         workdir = Path(tmp)
         image = write_images(workdir / "images", ("idle",))["idle"]
-        print(f"1. latency, {args.guests} idle guests x {args.cycles} stop/cont cycles:")
-        outboxes = ("memory", "sqlite") if args.outbox == "both" else (args.outbox,)
-        for outbox in outboxes:
-            asyncio.run(latency(image, workdir, args.guests, args.cycles, outbox))
-        print(f"2. one bridge attached to {args.monitors} monitors (glob), at idle:")
-        asyncio.run(capacity(image, workdir, args.monitors, args.idle, fake))
+        if args.guests:
+            print(f"1. latency, {args.guests} idle guests x {args.cycles} stop/cont cycles:")
+            outboxes = ("memory", "sqlite") if args.outbox == "both" else (args.outbox,)
+            for outbox in outboxes:
+                cut = asyncio.run(latency(image, workdir, args.guests, args.cycles, outbox))
+                name = "durable" if outbox == "sqlite" else "memory"
+                what = f"{args.guests} guests stop/cont"
+                for point in ("p50", "p99"):
+                    figures.append(
+                        benchlib.Figure(
+                            "latency",
+                            f"qmp.latency.qemu.{outbox}.{point}",
+                            f"real QEMU ts → jsonl, {what}, {name}: {point}",
+                            cut[point],
+                            "ms",
+                            params={"guests": args.guests, "cycles": args.cycles, **cut},
+                        )
+                    )
+        if args.monitors:
+            print(f"2. one bridge attached to {args.monitors} monitors (glob), at idle:")
+            found = asyncio.run(capacity(image, workdir, args.monitors, args.idle, fake))
+            what = "fake QMP monitors" if fake else "idle QEMU guests"
+            figures.append(
+                benchlib.Figure(
+                    "memory",
+                    "qmp.rss_per_monitor",
+                    f"bridge RSS per watched QMP monitor ({args.monitors} {what}, glob)",
+                    found["per_monitor_kib"],
+                    "KiB",
+                    note=f"{found['base_rss_kib'] / 1024:.1f} → {found['rss_kib'] / 1024:.1f} MiB",
+                    params=found,
+                )
+            )
+    if args.json:
+        benchlib.write_json(args.json, "qmp", figures, begun)
     return 0
 
 

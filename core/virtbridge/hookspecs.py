@@ -22,6 +22,9 @@ Rules that hold for every hook:
   sink object, which a type hook returns a factory for.
 * Implementations run in pluggy's order: last registered first, ``tryfirst``/``trylast``
   respected.
+* Hook wrappers (``hookwrapper=True`` or ``wrapper=True``) are not supported: the bridge
+  calls each implementation on its own, to isolate one that raises, so there is nothing to
+  wrap.  A plugin that declares one is refused when it is loaded, with a message saying so.
 """
 
 from __future__ import annotations
@@ -32,8 +35,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from virtbridge.engine.events import Event
-    from virtbridge.plugin.api import SinkType, SourceType, TailType
-    from virtbridge.runtime.bridge import Bridge
+    from virtbridge.plugin.api import BridgeInfo, RecorderType, SinkType, SourceType, TailType
 
 PROJECT = "virtbridge"
 
@@ -77,6 +79,20 @@ def virtbridge_tail_types() -> list[TailType]:
     :class:`virtbridge.TailType`, each naming the URL schemes it reads (``mqtt``, ``nats``,
     ...) and a function that opens the feed.  A scheme offered by two plugins is an error
     when it is used.
+
+    Not ``firstresult``: every plugin's list is collected.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def virtbridge_recorder_types() -> list[RecorderType]:
+    """Offer live inputs ``virtbridge record`` can capture as trace files.
+
+    Called once per plugin when ``virtbridge record`` starts.  Return a list of
+    :class:`virtbridge.RecorderType`; each ``name`` is the option that selects it
+    (``qmp``: ``virtbridge record --qmp SOCKET``).  A name offered by two plugins is an
+    error when it is used.
 
     Not ``firstresult``: every plugin's list is collected.
     """
@@ -141,25 +157,26 @@ def virtbridge_on_event(event: Event) -> None:
 
 
 @hookspec
-def virtbridge_bridge_started(bridge: Bridge) -> None:
+def virtbridge_bridge_started(bridge: BridgeInfo) -> None:
     """The bridge has started: sources and sinks are running.
 
     Called once per start, after every configured sink and source has been started; not
     called again on a configuration reload.  Return value ignored.
 
-    :param bridge: the running :class:`virtbridge.Bridge`; it offers ``host``, ``config`` and
-        ``status()`` (the same figures ``virtbridge status`` shows).
+    :param bridge: the running bridge, a :class:`virtbridge.BridgeInfo`: ``host``,
+        ``state_dir``, ``config_path`` and ``status()`` (the figures ``virtbridge status``
+        shows).
     """
     raise NotImplementedError
 
 
 @hookspec
-def virtbridge_bridge_stopping(bridge: Bridge) -> None:
+def virtbridge_bridge_stopping(bridge: BridgeInfo) -> None:
     """The bridge is about to stop: sources will be stopped and sinks drained.
 
     Called once per stop (SIGINT, SIGTERM, or every replay finished), before anything is
     stopped, so the bridge's figures are still complete.  Return value ignored.
 
-    :param bridge: the running :class:`virtbridge.Bridge`.
+    :param bridge: the running bridge, a :class:`virtbridge.BridgeInfo`.
     """
     raise NotImplementedError

@@ -26,13 +26,15 @@ from typing import Any
 import virtbridge
 
 from ._attach import QmpAttachConfig, QmpAttachSource
-from ._client import DEFAULT_LINE_LIMIT, QmpClient, QmpEvent, QmpStats, QmpTimestamp
+from ._client import DEFAULT_LINE_LIMIT, EventMessage, QmpClient, QmpStats, QmpTimestamp
 from ._errors import QmpCommandError, QmpConnectionError, QmpEof, QmpError, QmpTimeout
 from ._monitor import MonitorSession
+from ._recorder import recorded
 from ._supervisor import QemuConfig, QemuSource
 
 __all__ = [
     "DEFAULT_LINE_LIMIT",
+    "EventMessage",
     "MonitorSession",
     "QemuConfig",
     "QemuSource",
@@ -43,7 +45,6 @@ __all__ = [
     "QmpConnectionError",
     "QmpEof",
     "QmpError",
-    "QmpEvent",
     "QmpStats",
     "QmpTimeout",
     "QmpTimestamp",
@@ -65,4 +66,15 @@ def virtbridge_source_types() -> list[virtbridge.SourceType[Any]]:
             create=QemuSource,
             description="launch and own a QEMU process, applying on_poweroff/on_reboot/on_crash",
         ),
+    ]
+
+
+@virtbridge.hookimpl
+def virtbridge_recorder_types() -> list[virtbridge.RecorderType]:
+    return [
+        virtbridge.RecorderType(
+            name="qmp",
+            open=recorded,
+            description="a live QMP monitor (unix socket path or host:port)",
+        )
     ]

@@ -30,7 +30,7 @@ from typing import Any, Final, TypeAlias, TypeVar
 from ._errors import QmpCommandError, QmpConnectionError, QmpEof, QmpError, QmpTimeout
 from ._framing import LineFramer, Oversized
 
-__all__ = ["DEFAULT_LINE_LIMIT", "QmpClient", "QmpEvent", "QmpStats", "QmpTimestamp"]
+__all__ = ["DEFAULT_LINE_LIMIT", "EventMessage", "QmpClient", "QmpStats", "QmpTimestamp"]
 
 DEFAULT_LINE_LIMIT: Final = 1 << 20
 _READ_CHUNK: Final = 1 << 16
@@ -49,8 +49,10 @@ class QmpTimestamp:
 
 
 @dataclass(frozen=True)
-class QmpEvent:
-    """One asynchronous event; ``data`` is ``{}`` when QEMU sent none, ``raw`` the whole object."""
+class EventMessage:
+    """One asynchronous event message as QEMU sent it (the engine's signal for it is
+    :class:`virtbridge.QmpEvent`); ``data`` is ``{}`` when QEMU sent none, ``raw`` the whole
+    object."""
 
     name: str
     data: dict[str, Any]
@@ -81,7 +83,7 @@ class _End:
     eof: bool  # True: the peer closed the stream; False: we closed it
 
 
-_QueueItem: TypeAlias = "QmpEvent | _End"
+_QueueItem: TypeAlias = "EventMessage | _End"
 
 
 class QmpClient:
@@ -104,7 +106,7 @@ class QmpClient:
         *,
         connect_timeout: float = 5.0,
         line_limit: int = DEFAULT_LINE_LIMIT,
-        on_event: Callable[[QmpEvent], None] | None = None,
+        on_event: Callable[[EventMessage], None] | None = None,
         on_eof: Callable[[], None] | None = None,
         logger: logging.Logger | None = None,
         peer_pid: int | None = None,
@@ -306,7 +308,7 @@ class QmpClient:
 
     # -- events ----------------------------------------------------------------------------
 
-    async def events(self) -> AsyncIterator[QmpEvent]:
+    async def events(self) -> AsyncIterator[EventMessage]:
         """Yield events in arrival order. Ends quietly after :meth:`close`; raises QmpEof when
         the peer closes the stream, after every event that arrived before the end."""
         while True:
@@ -315,7 +317,7 @@ class QmpClient:
                 return
             yield event
 
-    async def next_event(self, timeout: float | None = None) -> QmpEvent:
+    async def next_event(self, timeout: float | None = None) -> EventMessage:
         """The next event. QmpTimeout after ``timeout`` seconds; QmpEof (peer closed) or
         QmpConnectionError (we closed) once no event is left."""
         event = await self._next(timeout)
@@ -323,7 +325,7 @@ class QmpClient:
             raise QmpConnectionError("the QMP connection is closed")
         return event
 
-    async def _next(self, timeout: float | None) -> QmpEvent | None:
+    async def _next(self, timeout: float | None) -> EventMessage | None:
         try:
             if timeout is None:
                 item = await self._events.get()
@@ -423,7 +425,7 @@ class QmpClient:
             now_us = time.time_ns() // 1000
             timestamp = QmpTimestamp(now_us // 1_000_000, now_us % 1_000_000)
         self.stats.events += 1
-        event = QmpEvent(name=name, data=data, timestamp=timestamp, raw=message)
+        event = EventMessage(name=name, data=data, timestamp=timestamp, raw=message)
         if self._on_event is not None:
             try:
                 self._on_event(event)

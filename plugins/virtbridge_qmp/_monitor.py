@@ -17,19 +17,19 @@ from typing import Any
 
 import virtbridge
 
-from ._client import QmpClient, QmpEvent
+from ._client import EventMessage, QmpClient
 from ._errors import QmpError
 
 NO_UUID = "00000000-0000-0000-0000-000000000000"
 
 
-def to_signal(domain: str, uuid: str | None, event: QmpEvent) -> virtbridge.QmpEvent:
+def to_signal(domain: str, uuid: str | None, event: EventMessage) -> virtbridge.QmpEvent:
     stamp = event.timestamp
     return virtbridge.QmpEvent(
         domain=domain,
         uuid=uuid,
         event=event.name,
-        data=event.raw.get("data") if isinstance(event.raw.get("data"), dict) else None,
+        data=event.data if "data" in event.raw else None,  # the client checked it is an object
         timestamp=virtbridge.Timestamp(stamp.seconds, stamp.microseconds),
     )
 

@@ -103,3 +103,18 @@ def test_naming_an_installed_plugin_by_module_loads_it_once() -> None:
     module = plugins.manager.get_plugin("jsonl")
     assert module is not None and module.__name__ == "virtbridge_jsonl"
     assert [m for m in plugins.manager.get_plugins() if m is module] == [module]
+
+
+def test_a_hook_wrapper_is_refused_with_a_clear_message(tmp_path: Path) -> None:
+    from virtbridge.errors import PluginLoadError
+    from virtbridge.plugin.loading import load_plugins
+
+    plugin = tmp_path / "wrapping.py"
+    plugin.write_text(
+        "import virtbridge\n\n"
+        "@virtbridge.hookimpl(wrapper=True)\n"
+        "def virtbridge_on_event(event):\n"
+        "    return (yield)\n"
+    )
+    with pytest.raises(PluginLoadError, match="hook wrappers are not supported"):
+        load_plugins([str(plugin)], entry_points=False)

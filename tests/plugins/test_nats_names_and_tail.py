@@ -29,7 +29,10 @@ KV_KEY = re.compile(r"^[-/_=.A-Za-z0-9]+$")
 def test_key_tokens_are_kv_safe_and_reversible(name: str) -> None:
     token = key_token(name)
     assert KV_KEY.match(token) and "." not in token
-    assert name_of_key(token) == name
+    if "/" in token:  # the escaped name was too long: cut, with a hash; not reversible
+        assert len(token) > 1024 and name_of_key(token) is None
+    else:
+        assert name_of_key(token) == name
 
 
 @given(st.text(min_size=1, max_size=2000))

@@ -20,11 +20,11 @@ from hypothesis import strategies as st
 from tests.support.guests import write_images
 from tests.support.qemu import QemuProcess, connect_qmp, require_qemu, spawn_qemu
 from virtbridge_qmp import (
+    EventMessage,
     QmpClient,
     QmpCommandError,
     QmpConnectionError,
     QmpEof,
-    QmpEvent,
     QmpTimeout,
     QmpTimestamp,
 )
@@ -296,7 +296,7 @@ def test_event_fields_and_bad_timestamps(tmp_path: Path) -> None:
         await writer.drain()
         await reader.read()
 
-    async def main() -> tuple[list[QmpEvent], QmpClient]:
+    async def main() -> tuple[list[EventMessage], QmpClient]:
         async with fake_qmp(tmp_path, handler) as path, QmpClient(path) as qmp:
             return [await qmp.next_event(WAIT) for _ in range(3)], qmp
 
@@ -311,7 +311,7 @@ def test_event_fields_and_bad_timestamps(tmp_path: Path) -> None:
 
 
 def test_callback_errors_are_counted_and_events_still_queued(tmp_path: Path) -> None:
-    def explode(event: QmpEvent) -> None:
+    def explode(event: EventMessage) -> None:
         raise RuntimeError(f"callback bug on {event.name}")
 
     async def handler(reader: Reader, writer: Writer) -> None:

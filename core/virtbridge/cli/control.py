@@ -117,6 +117,15 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    from virtbridge.cli.record import record
+    from virtbridge.cli.record import find_recorder, record
 
-    return asyncio.run(record(args.qmp, args.output, domain=args.domain, duration=args.duration))
+    config = _config.load(
+        None,
+        data={"bridge": {"outbox": "memory", "control_socket": "off"}},
+        extra_plugins=args.plugin,
+        disabled_plugins=args.disable_plugin,
+    )
+    recorder = find_recorder(config.hooks, "qmp")
+    return asyncio.run(
+        record(recorder, args.qmp, args.output, domain=args.domain, duration=args.duration)
+    )

@@ -1,78 +1,92 @@
-"""``virtbridge record``: capture a live QMP monitor in the trace format."""
+"""``virtbridge record``: capture a live input in the trace format.
+
+The input comes from a plugin (``virtbridge_recorder_types``; the QMP plugin offers
+``--qmp``); this writes what it yields: a header of comment lines, then one trace line per
+signal, until the input ends, a signal arrives (Ctrl-C) or ``duration`` passes.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import signal
 import sys
 import time
-from typing import IO, Any
+from typing import IO
 
 import msgspec
 
-from virtbridge.engine.signals import MonitorEof
-from virtbridge.engine.time import Timestamp
+from virtbridge.errors import ConfigError
+from virtbridge.plugin.api import RecorderType
+from virtbridge.plugin.loading import Hooks
 from virtbridge.wire.trace import signal_to_object
 
 
-def _address(text: str) -> str | tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if host and port.isdigit() and "/" not in text:
-        return (host.strip("[]"), int(port))
-    return text
+def find_recorder(hooks: Hooks, name: str) -> RecorderType:
+    """The one installed recorder called ``name``; :class:`ConfigError` otherwise."""
+    offers = hooks.recorder_types().get(name, [])
+    if not offers:
+        known = ", ".join(f"--{n}" for n in sorted(hooks.recorder_types())) or "none installed"
+        raise ConfigError(f"nothing here records --{name} (known: {known})")
+    if len(offers) > 1:
+        who = ", ".join(plugin for plugin, _ in offers)
+        raise ConfigError(f"--{name} is offered by several plugins ({who}); disable all but one")
+    recorder = offers[0][1]
+    for module in recorder.requires:
+        if importlib.util.find_spec(module) is None:
+            hint = f"pip install 'virtbridge[{recorder.extra}]'" if recorder.extra else module
+            raise ConfigError(f"recording --{name} needs the Python module {module!r}: {hint}")
+    return recorder
 
 
-async def record(qmp: str, output: str, *, domain: str | None, duration: float | None) -> int:
-    """Write the monitor's status and every event until EOF, a signal, or ``duration``."""
-    from virtbridge_qmp import MonitorSession, QmpError
-
-    encoder = msgspec.json.Encoder()
-    stream: IO[bytes] = sys.stdout.buffer if output == "-" else open(output, "wb")  # noqa: SIM115
-    session = MonitorSession(_address(qmp), None, domain=domain)
+async def record(
+    recorder: RecorderType,
+    address: str,
+    output: str,
+    *,
+    domain: str | None,
+    duration: float | None,
+) -> int:
+    """Write what ``recorder`` reads from ``address`` to ``output`` ('-': stdout)."""
+    items = recorder.open(address, domain)
     try:
-        await session.connect()
-    except QmpError as exc:
+        first = await anext(items)
+    except StopAsyncIteration:
+        first = None
+    except Exception as exc:  # the plugin's message says what is wrong (no such socket, ...)
         print(f"virtbridge: {exc}", file=sys.stderr)
         return 1
-    assert session.domain is not None
-    name = session.domain
+    encoder = msgspec.json.Encoder()
+    stream: IO[bytes] = sys.stdout.buffer if output == "-" else open(output, "wb")  # noqa: SIM115
+    when = time.strftime("%Y-%m-%d %H:%M:%S %z")
+    stream.write(f"# recorded by virtbridge record from {address} ({when})\n".encode())
+    name = domain or address
+    count = 0
 
-    def write(obj: dict[str, Any]) -> None:
-        stream.write(encoder.encode(obj) + b"\n")
+    def write(item: object) -> None:
+        nonlocal count, name
+        if isinstance(item, str):
+            stream.write(f"# {item}\n".encode())
+        else:
+            obj = signal_to_object(item)  # type: ignore[arg-type]
+            stream.write(encoder.encode(obj) + b"\n")
+            name = obj["domain"]
+            count += "event" in obj
         stream.flush()
 
-    when = time.strftime("%Y-%m-%d %H:%M:%S %z")
-    stream.write(f"# recorded by virtbridge record from {qmp} ({when})\n".encode())
-    version = (session.client.greeting or {}).get("QMP", {}).get("version", {}).get("qemu", {})
-    if version:
-        numbers = ".".join(str(version.get(part)) for part in ("major", "minor", "micro"))
-        stream.write(f"# QEMU {numbers}\n".encode())
-    write(signal_to_object(await session.status(fresh=False)))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(number, stop.set)
     if duration is not None:
         loop.call_later(duration, stop.set)
-    count = 0
 
     async def pump() -> None:
-        nonlocal count
-        try:
-            async for event in session.client.events():
-                obj: dict[str, Any] = {"domain": name, "event": event.name}
-                if "data" in event.raw:
-                    obj["data"] = event.raw["data"]
-                obj["timestamp"] = {
-                    "seconds": event.timestamp.seconds,
-                    "microseconds": event.timestamp.microseconds,
-                }
-                write(obj)
-                count += 1
-        except QmpError:
-            eof = MonitorEof(domain=name, timestamp=Timestamp.from_float(time.time()))
-            write(signal_to_object(eof))
+        if first is not None:
+            write(first)
+            async for item in items:
+                write(item)
         stop.set()
 
     task = asyncio.create_task(pump())
@@ -80,7 +94,7 @@ async def record(qmp: str, output: str, *, domain: str | None, duration: float |
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-    await session.close()
+    await items.aclose()  # type: ignore[attr-defined]
     if stream is not sys.stdout.buffer:
         stream.close()
     print(f"virtbridge: recorded {count} events from {name!r} to {output}", file=sys.stderr)

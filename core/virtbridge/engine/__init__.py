@@ -28,5 +28,4 @@ Modules:
 * ``engine``: ``Engine``: dispatch, the records, policies, snapshot and restore.
 
 May import: ``virtbridge.errors``, the standard library and msgspec; nothing above it.
-(One exception remains: ``Event.from_cloudevent`` imports ``virtbridge.wire`` when called.)
 """

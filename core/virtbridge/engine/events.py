@@ -70,15 +70,6 @@ class Event(msgspec.Struct, frozen=True, gc=False):
             and (payload.event, payload.detail) in EXTENSION_DETAILS  # IntEnums hash as ints
         )
 
-    @classmethod
-    def from_cloudevent(cls, raw: bytes | str) -> Event:
-        """The typed event back from a CloudEvent as virtbridge publishes it (structured JSON:
-        the jsonl sink's lines, MQTT payloads, NATS messages).  Raises ValueError for anything
-        else.  :func:`virtbridge.decode_cloudevent` also gives the envelope's id and sequence."""
-        from virtbridge.wire.cloudevents import decode_cloudevent
-
-        return decode_cloudevent(raw).event
-
     def describe(self) -> str:
         """A short human form: ``vm1(3) LIFECYCLE SHUTDOWN/GUEST -> SHUTDOWN/UNKNOWN``."""
         head = f"{self.domain.name}({self.domain.id}) {self.kind.name}"

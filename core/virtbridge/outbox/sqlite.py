@@ -27,10 +27,8 @@ from typing import Any
 import msgspec
 
 from virtbridge.engine.events import Event
-from virtbridge.outbox.base import Outbox
 from virtbridge.outbox.codec import RecordCodec
-from virtbridge.outbox.records import Record, record_id
-from virtbridge.outbox.store import (
+from virtbridge.outbox.database import (
     Compaction,
     Pending,
     checkpoint,
@@ -38,6 +36,8 @@ from virtbridge.outbox.store import (
     select,
     write,
 )
+from virtbridge.outbox.interface import Outbox
+from virtbridge.outbox.records import Record, record_id
 
 log = logging.getLogger("virtbridge.outbox")
 
@@ -94,7 +94,6 @@ class SqliteOutbox(Outbox):
         # The cursors as stored: compaction may only delete what these have passed, or a
         # crash before the next commit would lose events a sink has not acknowledged yet.
         self._stored_cursors: dict[str, int] = {}
-        self._positions: dict[str, str] = {}
         self._pending = Pending(1)
         self._committed_generation = 0
         self._next_id_pending: int | None = None
@@ -113,8 +112,6 @@ class SqliteOutbox(Outbox):
         self.stored = 0
         self.overflow_warnings = 0
         self.dead_letters = 0
-        self.saved_domains: dict[str, Any] = {}
-        self.saved_next_id = 1
 
     # -- opening ------------------------------------------------------------------------------
 
@@ -196,11 +193,8 @@ class SqliteOutbox(Outbox):
         self._wake_later = None
         self._wake.set()
 
-    def position(self, source: str) -> str | None:
-        return self._positions.get(source)
-
     def set_position(self, source: str, value: str) -> None:
-        self._positions[source] = value
+        super().set_position(source, value)
         self._pending.positions[source] = value
         self._wake.set()
 

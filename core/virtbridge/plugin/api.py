@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 import msgspec
 
@@ -59,6 +59,29 @@ class SinkConfig(PluginConfig, kw_only=True, forbid_unknown_fields=True):
             raise ValueError("max_lag: must be at least 1")
         if self.retry_max_interval <= 0:
             raise ValueError("retry_max_interval: must be positive")
+
+
+class BridgeInfo(Protocol):
+    """The running bridge, as ``virtbridge_bridge_started``/``_stopping`` hooks see it."""
+
+    @property
+    def host(self) -> str:
+        """The host name events are published under (``[bridge] host``)."""
+        ...
+
+    @property
+    def state_dir(self) -> Path:
+        """The bridge's state directory (outbox, control socket, QEMU's files)."""
+        ...
+
+    @property
+    def config_path(self) -> Path | None:
+        """The configuration file, or None when running the built-in configuration."""
+        ...
+
+    def status(self) -> dict[str, Any]:
+        """The figures ``virtbridge status`` shows (sources, sinks, cursors, lag, errors)."""
+        ...
 
 
 class SourceContext(ABC):
@@ -281,10 +304,29 @@ class TailType:
     extra: str = ""
 
 
+@dataclass(frozen=True)
+class RecorderType:
+    """A live input ``virtbridge record --<name> ADDRESS`` captures as a trace file.
+
+    ``open(address, domain)`` returns an async iterator: first comment lines (``str``) for
+    the file's header, then signals in order, until the input ends (its last signal says
+    how, an EOF for example) or the recording is stopped (the iterator is closed).  It
+    raises, with a message a user can act on, when it cannot connect.  ``domain`` is the
+    name the user gave, or None for the input's own."""
+
+    name: str
+    open: Callable[[str, str | None], AsyncIterator[str | Signal]]
+    description: str = ""
+    requires: tuple[str, ...] = field(default=())
+    extra: str = ""
+
+
 __all__ = [
     "Acknowledgement",
+    "BridgeInfo",
     "Event",
     "PluginConfig",
+    "RecorderType",
     "Rejected",
     "Sink",
     "SinkConfig",

@@ -24,7 +24,7 @@ import pluggy
 
 from virtbridge import hookspecs
 from virtbridge.errors import PluginLoadError
-from virtbridge.plugin.api import SinkType, SourceType, TailType
+from virtbridge.plugin.api import RecorderType, SinkType, SourceType, TailType
 
 ENTRY_POINT_GROUP = "virtbridge"
 LOCAL_PREFIX = "virtbridge_local_"
@@ -131,6 +131,17 @@ def _register(plugins: PluginSet, module: ModuleType, name: str, origin: str) ->
         plugins.manager.unregister(name=name)
         reason = str(exc).split(" in plugin <", 1)[0]  # pluggy appends the module's repr
         raise PluginLoadError(name, reason) from None
+    wrappers = sorted(
+        caller.name
+        for caller in plugins.manager.get_hookcallers(module) or ()
+        for impl in caller.get_hookimpls()
+        if impl.plugin is module and (impl.hookwrapper or impl.wrapper)
+    )
+    if wrappers:
+        plugins.manager.unregister(name=name)
+        raise PluginLoadError(
+            name, f"hook wrappers are not supported ({', '.join(wrappers)}): use plain hooks"
+        )
     plugins.info[name] = PluginInfo(name, origin, module.__name__)
 
 
@@ -279,6 +290,15 @@ class Hooks:
                 if isinstance(item, SinkType):
                     sinks.setdefault(item.name, []).append((plugin, item))
         return sources, sinks
+
+    def recorder_types(self) -> dict[str, list[tuple[str, RecorderType]]]:
+        """Every offered ``virtbridge record`` input: name → [(plugin, type), ...]."""
+        inputs: dict[str, list[tuple[str, RecorderType]]] = {}
+        for plugin, offered in self.each("virtbridge_recorder_types"):
+            for item in offered:
+                if isinstance(item, RecorderType):
+                    inputs.setdefault(item.name, []).append((plugin, item))
+        return inputs
 
     def tail_types(self) -> dict[str, list[tuple[str, TailType]]]:
         """Every offered ``virtbridge tail`` feed: URL scheme → [(plugin, type), ...]."""

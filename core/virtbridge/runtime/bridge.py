@@ -26,7 +26,7 @@ from virtbridge.engine.events import Event
 from virtbridge.engine.signals import Signal, Timer
 from virtbridge.engine.time import Timestamp
 from virtbridge.errors import ConfigError
-from virtbridge.outbox.base import Outbox
+from virtbridge.outbox.interface import Outbox
 from virtbridge.plugin.api import Sink, SinkConfig
 from virtbridge.runtime.contexts import (
     BridgeSinkContext,
@@ -103,6 +103,14 @@ class Bridge:
     @property
     def host(self) -> str:
         return self.config.bridge.host
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.config.bridge.state_dir)
+
+    @property
+    def config_path(self) -> Path | None:
+        return None if self.config.path is None else Path(self.config.path)
 
     # -- feeding the engine -----------------------------------------------------------------
 
@@ -532,10 +540,10 @@ class Bridge:
         log.info("configuration reloaded from %s", path)
 
     def _restore_engine(self) -> None:
-        saved = getattr(self.outbox, "saved_domains", None)
+        saved = self.outbox.saved_domains
         if not saved:
             return
-        next_id = getattr(self.outbox, "saved_next_id", 1)
+        next_id = self.outbox.saved_next_id
         try:
             self.engine.restore({"next_id": next_id, "domains": list(saved.values())})
         except ValueError as exc:

@@ -20,7 +20,8 @@ from virtbridge.config.load import Component, Config
 from virtbridge.engine.actions import Action
 from virtbridge.engine.engine import Outcome
 from virtbridge.engine.signals import Signal
-from virtbridge.outbox.base import MemoryOutbox, Outbox
+from virtbridge.outbox.interface import Outbox
+from virtbridge.outbox.memory import MemoryOutbox
 from virtbridge.outbox.records import Record
 from virtbridge.plugin.api import SinkContext, Source, SourceContext
 from virtbridge.plugin.loading import Hooks

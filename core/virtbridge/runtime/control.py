@@ -1,4 +1,7 @@
-"""The bridge's side of the control socket: ``ctl`` verbs and status requests."""
+"""The bridge's side of the control socket: ``ctl`` verbs and status requests.
+
+The service sees the bridge as :class:`Controlled`: its configuration, engine, figures, the
+owner of each domain, a way to feed an intent, and taps on a domain's events."""
 
 from __future__ import annotations
 
@@ -6,19 +9,19 @@ import asyncio
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import msgspec
 
+from virtbridge.config.load import Config
+from virtbridge.engine.engine import Engine, Outcome
 from virtbridge.engine.events import Event
 from virtbridge.engine.payloads import EventID
 from virtbridge.engine.signals import Intent, IntentKind
 from virtbridge.engine.states import REASONS, DomainState, PausedReason
 from virtbridge.engine.time import Timestamp
+from virtbridge.runtime.contexts import SourceRunner
 from virtbridge.runtime.control_socket import VERBS, ControlServer
-
-if TYPE_CHECKING:
-    from virtbridge.runtime.bridge import Bridge
 
 log = logging.getLogger("virtbridge")
 
@@ -26,10 +29,25 @@ SETTLING_VERBS = frozenset({"start", "suspend", "resume", "destroy"})
 """ctl verbs whose answer waits until the hypervisor has carried them out (up to 5 s)."""
 
 
+class Controlled(Protocol):
+    """What the control service needs of the bridge."""
+
+    config: Config
+    engine: Engine
+    taps: dict[str, list[list[Event]]]
+    """domain → lists that every event of the domain is appended to while a request waits."""
+
+    def status(self) -> dict[str, Any]: ...
+
+    def owner(self, domain: str) -> SourceRunner | None: ...
+
+    async def intent(self, signal: Intent) -> Outcome: ...
+
+
 class ControlService:
     """Answers control requests for one bridge."""
 
-    def __init__(self, bridge: Bridge) -> None:
+    def __init__(self, bridge: Controlled) -> None:
         self.bridge = bridge
         self.server: ControlServer | None = None
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from virtbridge.errors import Rejected
-from virtbridge.outbox.base import Outbox
+from virtbridge.outbox.interface import Outbox
 from virtbridge.outbox.records import Record
 from virtbridge.plugin.api import Sink, SinkConfig
 from virtbridge.plugin.loading import Hooks

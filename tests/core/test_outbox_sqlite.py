@@ -73,3 +73,134 @@ def test_round_trip_through_the_database(tmp_path: Path) -> None:
 
     stored, back = asyncio.run(scenario())
     assert back == stored
+
+
+def test_sinks_read_across_chunks_from_any_position(tmp_path: Path) -> None:
+    """Events are stored a transaction at a time; a sink behind the memory window reads from
+    any position, across chunk boundaries, exactly what was appended."""
+    events = all_events()
+
+    async def scenario() -> tuple[list[object], list[list[object]], int]:
+        outbox = SqliteOutbox(tmp_path / "o.sqlite3", window=1)
+        await outbox.open()
+        outbox.register_sink("slow")
+        stored: list[object] = []
+        for start in range(0, len(events), 37):  # many transactions of uneven size
+            stored.extend(outbox.append([(e, None) for e in events[start : start + 37]]))
+            await outbox.flush()
+        reads = []
+        for after in (0, 1, 36, 37, 38, 100, len(events) - 1):
+            reads.append(list(await outbox.read(after, 80)))
+        chunks = outbox.status()["stored"]
+        await outbox.close()
+        return stored, reads, chunks
+
+    stored, reads, count = asyncio.run(scenario())
+    assert count == len(events)
+    for after, got in zip((0, 1, 36, 37, 38, 100, len(events) - 1), reads, strict=True):
+        assert got == stored[after : after + 80], after
+
+
+def test_memory_holds_only_what_a_sink_still_needs(tmp_path: Path) -> None:
+    events = all_events()
+
+    async def scenario() -> tuple[int, int, int]:
+        outbox = SqliteOutbox(tmp_path / "o.sqlite3", window=100_000)
+        await outbox.open()
+        outbox.register_sink("fast")
+        outbox.register_sink("slow")
+        for _ in range(10):
+            outbox.append([(e, None) for e in events])
+        await outbox.flush()
+        held_while_both_behind = outbox.status()["in_memory"]
+        await outbox.commit("fast", outbox.last_seq)
+        held_while_one_behind = outbox.status()["in_memory"]
+        await outbox.commit("slow", outbox.last_seq)
+        held_after = outbox.status()["in_memory"]
+        await outbox.close()
+        return held_while_both_behind, held_while_one_behind, held_after
+
+    both, one, none = asyncio.run(scenario())
+    assert both == one == 10 * len(events)
+    assert none == 0
+
+
+def test_a_version_1_database_is_converted_on_opening(tmp_path: Path) -> None:
+    """Outboxes written with one row per event are read back unchanged after the upgrade."""
+    import sqlite3
+
+    from virtbridge.outbox.codec import RecordCodec
+    from virtbridge.outbox.records import Record
+
+    events = all_events()
+    records = [Record(seq, f"old-{seq}", e) for seq, e in enumerate(events, start=5)]
+    path = tmp_path / "o.sqlite3"
+    codec = RecordCodec()
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+            "CREATE TABLE events (seq INTEGER PRIMARY KEY, body BLOB NOT NULL);"
+            "CREATE TABLE cursors (sink TEXT PRIMARY KEY, seq INTEGER NOT NULL);"
+        )
+        db.executemany("INSERT INTO meta VALUES (?, ?)", [("version", "1"), ("bridge_id", "old")])
+        # two runs of contiguous events with a gap between them, as after compaction
+        kept = records[:100] + records[150:]
+        db.executemany("INSERT INTO events VALUES (?, ?)", [(r.seq, codec.encode(r)) for r in kept])
+        db.execute("INSERT INTO cursors VALUES ('s', 0)")
+
+    async def scenario() -> list[object]:
+        outbox = SqliteOutbox(path, window=1)
+        await outbox.open()
+        assert outbox.bridge_id == "old" and outbox.last_seq == records[-1].seq
+        back: list[object] = []
+        cursor = 0
+        while cursor < outbox.last_seq:
+            batch = await outbox.read(cursor, 64)
+            back.extend(batch)
+            cursor = batch[-1].seq
+        await outbox.close()
+        return back
+
+    assert asyncio.run(scenario()) == kept
+    with sqlite3.connect(path) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        assert "events" not in tables and "chunks" in tables
+
+
+def test_domain_records_survive_folding_and_reopening(tmp_path: Path) -> None:
+    """The engine's records are logged a transaction at a time and folded into one row per
+    domain: what is read back after reopening is each domain's newest record, forgotten
+    domains gone, whether or not a compaction folded the log in between."""
+    import virtbridge.outbox.sqlite as sqlite_outbox
+
+    path = tmp_path / "o.sqlite3"
+    steps: list[dict[str, object]] = [
+        {"a": {"state": 1}, "b": {"state": 1}, "c": {"state": 1}},
+        {"a": {"state": 3}, "b": None},
+        {"c": None},
+        {"c": {"state": 5, "name": "c \"quoted\" ü"}, "d": {"state": 1}},
+        {"d": {"state": 2}},
+    ]
+
+    async def scenario(compact_after: int) -> dict[str, object]:
+        outbox = SqliteOutbox(path, window=10)
+        await outbox.open()
+        for index, step in enumerate(steps):
+            for name, record in step.items():
+                outbox.save_domain(name, record)
+            outbox.save_next_id(index + 2)  # something to commit with the records
+            if index == compact_after:
+                outbox._compacted_at = -1e9  # the next transaction compacts (and folds)
+            await outbox.flush()
+        await outbox.close()
+        again = SqliteOutbox(path, window=10)
+        await again.open()
+        saved = dict(again.saved_domains)
+        await again.close()
+        return saved
+
+    expected = {"a": {"state": 3}, "c": {"state": 5, "name": "c \"quoted\" ü"}, "d": {"state": 2}}
+    assert sqlite_outbox.COMPACT_EVERY > 0
+    for compact_after in (-1, 0, 2, 4):
+        path.unlink(missing_ok=True)
+        assert asyncio.run(scenario(compact_after)) == expected, compact_after

@@ -49,7 +49,7 @@ def test_ids_are_never_reused_after_a_full_disk_and_a_crash(tmp_path: Path) -> N
     asyncio.run(crashed_run())
     first = delivered(out)
     with sqlite3.connect(tmp_path / "state" / "outbox.sqlite3") as db:
-        stored = db.execute("SELECT MAX(seq) FROM events").fetchone()[0]
+        stored = db.execute("SELECT MAX(last) FROM chunks").fetchone()[0]
     unstored = {item["seq"]: item["id"] for item in first if item["seq"] > stored}
     assert unstored, "no event went out unstored: the test proves nothing"
 
@@ -109,7 +109,7 @@ def test_a_removed_reader_does_not_pin_the_outbox(
     db_path = tmp_path / "state" / "outbox.sqlite3"
     with sqlite3.connect(db_path) as db:
         assert removed in dict(db.execute("SELECT sink, seq FROM cursors"))
-        first_last = db.execute("SELECT MAX(seq) FROM events").fetchone()[0]
+        first_last = db.execute("SELECT MAX(last) FROM chunks").fetchone()[0]
     caplog.set_level("INFO")
     asyncio.run(run(first_sinks[:1], [TESTKIT]))
     assert any(
@@ -117,6 +117,6 @@ def test_a_removed_reader_does_not_pin_the_outbox(
     )
     with sqlite3.connect(db_path) as db:
         assert removed not in dict(db.execute("SELECT sink, seq FROM cursors"))
-        oldest = db.execute("SELECT MIN(seq) FROM events").fetchone()[0]
+        oldest = db.execute("SELECT MIN(first) FROM chunks").fetchone()[0]
     if removed == "slow-b":  # what it held back is compacted away
         assert oldest is None or oldest > first_last

@@ -152,7 +152,7 @@ def final_count(tmp_path: Path) -> int:
 
     with sqlite3.connect(tmp_path / "state" / "outbox.sqlite3") as db:
         row = db.execute("SELECT value FROM meta WHERE key = 'last_seq'").fetchone()
-        newest = db.execute("SELECT MAX(seq) FROM events").fetchone()[0] or 0
+        newest = db.execute("SELECT MAX(last) FROM chunks").fetchone()[0] or 0
     return max(int(row[0]) if row else 0, newest)
 
 

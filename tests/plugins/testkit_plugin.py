@@ -93,7 +93,7 @@ class ActorSource(virtbridge.Source):
         import sqlite3
 
         with sqlite3.connect(os.path.join(self.state_dir, "outbox.sqlite3")) as db:
-            newest = db.execute("SELECT MAX(seq) FROM events").fetchone()[0] or 0
+            newest = db.execute("SELECT MAX(last) FROM chunks").fetchone()[0] or 0
             row = db.execute(
                 "SELECT record FROM domains WHERE name = ?", (self.config.domain,)
             ).fetchone()

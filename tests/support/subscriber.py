@@ -97,10 +97,23 @@ class Subscriber:
         self.stop()
 
 
-def retained(port: int, topic: str = "virtbridge/#", wait: float = 1.0) -> dict[str, bytes]:
-    """Every retained message under ``topic``, as a new subscriber gets them."""
+def retained(
+    port: int, topic: str = "virtbridge/#", wait: float = 1.0, limit: float = 20.0
+) -> dict[str, bytes]:
+    """Every retained message under ``topic``, as a new subscriber gets them: collected for
+    at least ``wait`` seconds and until none has arrived for ``wait`` seconds (a loaded broker
+    takes a while to send thousands), at most ``limit`` seconds."""
     sub = Subscriber(port, [topic])
     sub.start()
-    time.sleep(wait)
+    started = time.monotonic()
+    seen, quiet_since = -1, started
+    while time.monotonic() - started < limit:
+        count = len(sub.snapshot())
+        now = time.monotonic()
+        if count != seen:
+            seen, quiet_since = count, now
+        elif now - quiet_since >= wait and now - started >= wait:
+            break
+        time.sleep(0.05)
     sub.stop()
     return {m.topic: m.payload for m in sub.snapshot() if m.retain}

@@ -67,8 +67,10 @@ class BridgeSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Seconds a stopping bridge waits for sinks to deliver what is in flight."""
     outbox: Literal["sqlite", "memory"] = "sqlite"
     """sqlite: durable (state_dir/outbox.sqlite3); memory: nothing survives a restart."""
-    outbox_window: int = 50_000
-    """Recent events also kept in memory so sinks that keep up never read the disk."""
+    outbox_window: int = 10_000
+    """At most this many events are also kept in memory, for as long as a sink still needs
+    them, so sinks that keep up never read the disk (and a bridge whose sinks keep up holds
+    almost nothing); a sink further behind reads from the disk."""
     outbox_max_events: int = 10_000_000
     """Above this many stored events the bridge warns (and counts); sinks with
     overflow = "drop-oldest" drop instead of holding events back."""

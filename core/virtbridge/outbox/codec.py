@@ -1,4 +1,6 @@
-"""How the durable outbox stores a record: one msgpack array per event.
+"""How the durable outbox stores records: one msgpack array per event, and a chunk (the
+events of one transaction, contiguous sequence numbers) as an array of those, encoded in
+one call.
 
 Structs and enums are encoded by msgspec itself (no Python per field); the payload, the
 timestamp and the cause are read back raw and decoded into their own types.  A libvirt event's
@@ -7,6 +9,7 @@ cause (whose payload is a union of structs) is stored in trace-file form instead
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -56,57 +59,64 @@ class RecordCodec:
     def __init__(self) -> None:
         self.encoder = msgspec.msgpack.Encoder()
         self.decoder = msgspec.msgpack.Decoder(_StoredRecord)
+        self.chunk_decoder = msgspec.msgpack.Decoder(list[_StoredRecord])
 
     def encode(self, record: Record) -> bytes:
-        # Structs and enums are encoded by msgspec itself (no Python per field): the cause
-        # goes with its type's tag so it decodes back to the same signal type.
-        event = record.event
-        domain = event.domain
-        cause = event.cause
-        return self.encoder.encode(
-            (
-                record.id,
-                event.kind,
-                domain.name,
-                domain.uuid,
-                domain.id,
-                event.state,
-                event.reason,
-                event.timestamp,
-                event.payload,
-                _SIGNAL_TAGS.get(type(cause), TRACE_FORM),
-                cause if type(cause) in _SIGNAL_TAGS else signal_to_object(cause),
-                record.attributes,
-            )
-        )
+        """One record (a dead letter)."""
+        return self.encoder.encode(_stored(record))
+
+    def encode_chunk(self, records: Sequence[Record]) -> bytes:
+        """Records with contiguous sequence numbers, as one chunk."""
+        return self.encoder.encode([_stored(record) for record in records])
 
     def decode(self, seq: int, body: bytes) -> Record:
-        (
-            event_id,
-            kind,
-            name,
-            uuid_,
-            id_,
-            state,
-            reason,
-            stamp,
-            payload,
-            tag,
-            cause,
-            attributes,
-        ) = self.decoder.decode(body)
-        kind = EventID(kind)
-        if tag == TRACE_FORM:
-            signal = parse_object(msgspec.msgpack.decode(cause))
-        else:
-            signal = msgspec.msgpack.decode(cause, type=SIGNAL_TYPES[tag])
-        event = Event(
-            kind,
-            DomainRef(name, uuid_, id_),
-            _payload(kind, payload),
-            DomainState(state),
-            reason,
-            msgspec.msgpack.decode(stamp, type=Timestamp | None),
-            signal,
-        )
-        return Record(seq, event_id, event, attributes)
+        return _record(seq, self.decoder.decode(body))
+
+    def decode_chunk(self, first: int, body: bytes) -> list[Record]:
+        return [
+            _record(seq, stored)
+            for seq, stored in enumerate(self.chunk_decoder.decode(body), start=first)
+        ]
+
+
+def _stored(record: Record) -> tuple[Any, ...]:
+    # Structs and enums are encoded by msgspec itself (no Python per field): the cause goes
+    # with its type's tag so it decodes back to the same signal type.
+    event = record.event
+    domain = event.domain
+    cause = event.cause
+    return (
+        record.id,
+        event.kind,
+        domain.name,
+        domain.uuid,
+        domain.id,
+        event.state,
+        event.reason,
+        event.timestamp,
+        event.payload,
+        _SIGNAL_TAGS.get(type(cause), TRACE_FORM),
+        cause if type(cause) in _SIGNAL_TAGS else signal_to_object(cause),
+        record.attributes,
+    )
+
+
+def _record(seq: int, stored: Any) -> Record:
+    (event_id, kind, name, uuid_, id_, state, reason, stamp, payload, tag, cause, attributes) = (
+        stored
+    )
+    kind = EventID(kind)
+    if tag == TRACE_FORM:
+        signal = parse_object(msgspec.msgpack.decode(cause))
+    else:
+        signal = msgspec.msgpack.decode(cause, type=SIGNAL_TYPES[tag])
+    event = Event(
+        kind,
+        DomainRef(name, uuid_, id_),
+        _payload(kind, payload),
+        DomainState(state),
+        reason,
+        msgspec.msgpack.decode(stamp, type=Timestamp | None),
+        signal,
+    )
+    return Record(seq, event_id, event, attributes)

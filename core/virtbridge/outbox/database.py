@@ -1,5 +1,12 @@
 """The SQLite side of the durable outbox: the schema, and writing one batch as one
-transaction (runs on the outbox's writer thread; no asyncio here)."""
+transaction (runs on the outbox's writer thread; no asyncio here).
+
+Events are stored a transaction's worth at a time: one ``chunks`` row holds the events
+``first``..``last`` (contiguous sequence numbers), encoded together by the codec.  One row
+per event cost the writer a statement, an index entry and a parameter binding under the
+interpreter lock per event; a chunk costs that once per transaction, and compaction deletes
+whole chunks every sink has passed.  Version 1 (one row per event) is converted on opening.
+"""
 
 from __future__ import annotations
 
@@ -13,19 +20,34 @@ from typing import Any
 
 import msgspec
 
+from virtbridge.outbox.codec import RecordCodec
 from virtbridge.outbox.records import Record
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, body BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS chunks (
+    last INTEGER PRIMARY KEY, first INTEGER NOT NULL, body BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS cursors (sink TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS positions (source TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS domains (name TEXT PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS domain_log (seq INTEGER PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS dead_letters (
     sink TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL, error TEXT NOT NULL,
     at REAL NOT NULL, body BLOB NOT NULL, PRIMARY KEY (sink, seq));
 """
-VERSION = "1"
+FOLD = """
+INSERT OR REPLACE INTO domains
+    SELECT key, coalesce(value, '') FROM (
+        SELECT entry.key AS key, entry.value AS value, max(log.seq)
+        FROM domain_log AS log, json_each(log.body) AS entry GROUP BY entry.key);
+DELETE FROM domains WHERE record = '';
+DELETE FROM domain_log;
+"""
+"""The domain log folded into ``domains``: each name's newest entry (SQLite takes the bare
+columns of an aggregate query from the row with the ``max``), null meaning forgotten."""
+VERSION = "2"
+CONVERT_CHUNK = 4096
+"""Events per chunk when a version 1 database is converted."""
 
 
 class Pending:
@@ -34,10 +56,10 @@ class Pending:
     def __init__(self, generation: int = 0) -> None:
         self.generation = generation
         self.records: list[Record] = []
-        self.rows: list[tuple[int, bytes]] = []
         self.cursors: dict[str, int] = {}
         self.positions: dict[str, str] = {}
-        self.domains: dict[str, str | None] = {}
+        self.domains: dict[str, Any] = {}
+        """name → the engine's record of the domain (JSON-ready), or None: forget it."""
         self.dead: list[tuple[str, int, str, str, float, bytes]] = []
         self.forget: list[str] = []
 
@@ -49,6 +71,27 @@ class Pending:
             or self.domains
             or self.dead
             or self.forget
+        )
+
+
+class Encoded(msgspec.Struct):
+    """A batch's bulk parts, each one value for one statement however many rows it holds.
+
+    The engine's records go into ``domain_log`` as one row per transaction (a JSON object,
+    name → record or null); they are folded into ``domains`` every so often (:data:`FOLD`)
+    and when opening.  Upserting each record in every transaction dirtied a page of the
+    ``domains`` index per domain, and each commit wrote them all into the log again."""
+
+    chunk: bytes | None = None
+    """The events (see the codec)."""
+    domains: bytes | None = None
+    """The engine's records of the domains the transaction touched (JSON)."""
+
+    @classmethod
+    def of(cls, batch: Pending, codec: RecordCodec, json: msgspec.json.Encoder) -> Encoded:
+        return cls(
+            codec.encode_chunk(batch.records) if batch.records else None,
+            json.encode(batch.domains) if batch.domains else None,
         )
 
 
@@ -77,19 +120,24 @@ def open_database(path: Path, synchronous: str) -> tuple[sqlite3.Connection, Sto
     db.execute("PRAGMA wal_autocheckpoint=0")
     db.executescript(SCHEMA)
     meta = dict(db.execute("SELECT key, value FROM meta"))
-    if meta.get("version", VERSION) != VERSION:
+    if meta.get("version") == "1":
+        _convert_from_version_1(db)
+    elif meta.get("version", VERSION) != VERSION:
         raise RuntimeError(f"{path}: outbox format {meta['version']} is not {VERSION}")
     bridge_id = meta.get("bridge_id") or str(uuid.uuid4())
     # Written at every open, also to pay the first transaction's cost (the log's header is
     # synced) now, not in the middle of the first delivery.
     db.execute("BEGIN")
+    fold(db)
     db.executemany(
         "INSERT OR REPLACE INTO meta VALUES (?, ?)",
         [("bridge_id", bridge_id), ("version", VERSION), ("opened_at", repr(time.time()))],
     )
     db.execute("COMMIT")
     private(path)  # the log and its index exist now
-    last = db.execute("SELECT MAX(seq) FROM events").fetchone()[0]
+    last, first, count = db.execute(
+        "SELECT MAX(last), MIN(first), SUM(last - first + 1) FROM chunks"
+    ).fetchone()
     stored = Stored(
         bridge_id=bridge_id,
         last_seq=max(last or 0, int(meta.get("last_seq", "0"))),
@@ -100,10 +148,40 @@ def open_database(path: Path, synchronous: str) -> tuple[sqlite3.Connection, Sto
             name: msgspec.json.decode(record)
             for name, record in db.execute("SELECT name, record FROM domains")
         },
-        count=db.execute("SELECT COUNT(*) FROM events").fetchone()[0],
-        first=db.execute("SELECT MIN(seq) FROM events").fetchone()[0] or 0,
+        count=count or 0,
+        first=first or 0,
     )
     return db, stored
+
+
+def _convert_from_version_1(db: sqlite3.Connection) -> None:
+    """One row per event (version 1) → chunks of contiguous events, in one transaction."""
+    db.execute("BEGIN")
+    try:
+        rows = db.execute("SELECT seq, body FROM events ORDER BY seq")
+        run: list[tuple[int, bytes]] = []
+
+        def flush() -> None:
+            if run:
+                bodies = [msgspec.Raw(body) for _, body in run]
+                db.execute(
+                    "INSERT INTO chunks VALUES (?, ?, ?)",
+                    (run[-1][0], run[0][0], msgspec.msgpack.encode(bodies)),
+                )
+                run.clear()
+
+        for seq, body in rows.fetchall():
+            if run and (seq != run[-1][0] + 1 or len(run) >= CONVERT_CHUNK):
+                flush()
+            run.append((seq, body))
+        flush()
+        db.execute("DROP TABLE events")
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", (VERSION,))
+        db.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("ROLLBACK")
+        raise
 
 
 def private(path: Path) -> None:
@@ -117,8 +195,8 @@ def private(path: Path) -> None:
 
 @dataclass
 class Compaction:
-    """Delete what every sink's stored cursor has passed (``below``), recording the newest
-    sequence number first, since deleting can empty the events table."""
+    """Delete the chunks every sink's stored cursor has passed (``below``), recording the
+    newest sequence number first, since deleting can empty the table."""
 
     newest: int
     below: int
@@ -127,14 +205,21 @@ class Compaction:
 
 
 def write(
-    db: sqlite3.Connection, batch: Pending, next_id: int | None, compaction: Compaction | None
+    db: sqlite3.Connection,
+    batch: Pending,
+    encoded: Encoded,
+    next_id: int | None,
+    compaction: Compaction | None,
 ) -> None:
-    """Everything in ``batch`` in one transaction; all or nothing."""
-    rows = batch.rows
+    """Everything in ``batch`` in one transaction (its bulk as ``encoded``); all or nothing."""
+    records = batch.records
     try:
         db.execute("BEGIN")
-        if rows:
-            db.executemany("INSERT OR REPLACE INTO events VALUES (?, ?)", rows)
+        if encoded.chunk is not None:
+            db.execute(
+                "INSERT OR REPLACE INTO chunks VALUES (?, ?, ?)",
+                (records[-1].seq, records[0].seq, encoded.chunk),
+            )
         if batch.cursors:
             db.executemany("INSERT OR REPLACE INTO cursors VALUES (?, ?)", batch.cursors.items())
         for sink in batch.forget:
@@ -143,12 +228,8 @@ def write(
             db.executemany(
                 "INSERT OR REPLACE INTO positions VALUES (?, ?)", batch.positions.items()
             )
-        kept = [(name, record) for name, record in batch.domains.items() if record is not None]
-        gone = [(name,) for name, record in batch.domains.items() if record is None]
-        if kept:
-            db.executemany("INSERT OR REPLACE INTO domains VALUES (?, ?)", kept)
-        if gone:
-            db.executemany("DELETE FROM domains WHERE name = ?", gone)
+        if encoded.domains is not None:
+            db.execute("INSERT INTO domain_log (body) VALUES (?)", (encoded.domains,))
         if next_id is not None:
             db.execute("INSERT OR REPLACE INTO meta VALUES ('next_id', ?)", (str(next_id),))
         if batch.dead:
@@ -156,13 +237,18 @@ def write(
                 "INSERT OR REPLACE INTO dead_letters VALUES (?, ?, ?, ?, ?, ?)", batch.dead
             )
         if compaction is not None:
+            fold(db)
             db.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('last_seq', ?)", (str(compaction.newest),)
             )
             if compaction.below > 0 and compaction.below >= compaction.first:
-                cursor = db.execute("DELETE FROM events WHERE seq <= ?", (compaction.below,))
-                compaction.deleted = max(cursor.rowcount, 0)
-                first = db.execute("SELECT MIN(seq) FROM events").fetchone()[0]
+                deleted = db.execute(
+                    "SELECT SUM(last - first + 1) FROM chunks WHERE last <= ?",
+                    (compaction.below,),
+                ).fetchone()[0]
+                db.execute("DELETE FROM chunks WHERE last <= ?", (compaction.below,))
+                compaction.deleted = deleted or 0
+                first = db.execute("SELECT MIN(first) FROM chunks").fetchone()[0]
                 compaction.first = first or 0
         db.execute("COMMIT")
     except BaseException:
@@ -171,21 +257,37 @@ def write(
         raise
 
 
+def fold(db: sqlite3.Connection) -> None:
+    """Fold the domain log into ``domains`` (inside the caller's transaction)."""
+    for statement in FOLD.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
 def checkpoint(db: sqlite3.Connection) -> None:
     """Copy what the write-ahead log holds into the database, without waiting for (or
     holding up) the writer."""
     db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
-def select(db: sqlite3.Connection, after: int, limit: int) -> list[tuple[int, bytes]]:
-    rows: list[tuple[int, bytes]] = db.execute(
-        "SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
-    ).fetchall()
-    return rows
+def select(db: sqlite3.Connection, after: int, limit: int) -> list[tuple[int, int, bytes]]:
+    """The chunks holding the events after ``after``, enough for ``limit`` of them, as
+    (first, last, body), in order."""
+    chunks: list[tuple[int, int, bytes]] = []
+    count = 0
+    for first, last, body in db.execute(
+        "SELECT first, last, body FROM chunks WHERE last > ? ORDER BY last", (after,)
+    ):
+        chunks.append((first, last, body))
+        count += last - max(first - 1, after)
+        if count >= limit:
+            break
+    return chunks
 
 
 __all__ = [
     "Compaction",
+    "Encoded",
     "Pending",
     "Record",
     "Stored",

@@ -184,8 +184,9 @@ class Bridge:
         for action in outcome.actions:
             if isinstance(action, ScheduleTimer):
                 self._dispatch(action, runner)  # arms an internal timer: nothing to undo
-            else:
+            elif runner is None or runner.live:
                 held.append((action, runner))
+            # else: a replay's: nobody carries it out (see _dispatch), nothing to wait for
         return outcome
 
     def _attributes(self, event: Event) -> dict[str, Any] | None:

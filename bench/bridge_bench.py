@@ -8,8 +8,13 @@ events too, to show whether memory grows with the number of events; ``--durable-
 replaces that quarter with runs of the durable outbox into ``null`` at the sizes given (is
 its peak RSS flat from 250,000 to 1,000,000 events?).
 
+``--repeat N`` runs each configuration of the largest size N times, interleaved (memory,
+durable, memory, durable, ...), and reports the median rate and the median of the paired
+ratios: on a machine whose speed drifts by a third from one minute to the next, a pair run
+back to back is the comparison that means something.
+
 Usage: ``python bench/bridge_bench.py [--events 1000000] [--outbox memory|sqlite|both]
-[--sinks null,jsonl] [--durable-sizes 250000,500000] [--json FILE]``
+[--sinks null,jsonl] [--durable-sizes 250000,500000] [--repeat 3] [--json FILE]``
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -93,6 +99,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N,N",
         help="instead of the quarter-size runs: the durable outbox into null at these sizes",
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="runs of each configuration of the largest size, interleaved (median reported)",
+    )
     parser.add_argument("--timeout", type=float, default=600, help="seconds per bridge run")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = parser.parse_args(argv)
@@ -106,9 +119,14 @@ def main(argv: list[str] | None = None) -> int:
         plan += [(size, "null", "sqlite") for size in sizes if size < args.events]
     else:
         plan += [(args.events // 4, sink, outbox) for sink in sinks for outbox in outboxes]
-    plan += [(args.events, sink, outbox) for sink in sinks for outbox in outboxes]
+    plan += [
+        (args.events, sink, outbox)
+        for _ in range(max(args.repeat, 1))
+        for sink in sinks
+        for outbox in outboxes
+    ]
 
-    results: dict[tuple[int, str, str], tuple[int, float, int]] = {}
+    runs: dict[tuple[int, str, str], list[tuple[int, float, int]]] = {}
     figures: list[benchlib.Figure] = []
     with tempfile.TemporaryDirectory(prefix="virtbridge-bench-") as tmp:
         workdir = Path(tmp)
@@ -118,7 +136,6 @@ def main(argv: list[str] | None = None) -> int:
         for target in sorted({size for size, _, _ in plan}):
             trace = workdir / f"trace-{target}.jsonl"
             lines, expected = build_trace(trace, target)
-            rates: dict[str, float] = {}
             for size, sink, outbox in plan:
                 if size != target:
                     continue
@@ -130,57 +147,91 @@ def main(argv: list[str] | None = None) -> int:
                     f"{delivered / elapsed:>10,.0f} {rss / 1024:>8.1f} MiB",
                     flush=True,
                 )
-                rates[f"{sink}/{outbox}"] = delivered / elapsed
-                results[(target, sink, outbox)] = (delivered, elapsed, rss)
+                runs.setdefault((target, sink, outbox), []).append((delivered, elapsed, rss))
             for sink in sinks:
-                if f"{sink}/sqlite" in rates and f"{sink}/memory" in rates:
-                    ratio = rates[f"{sink}/sqlite"] / rates[f"{sink}/memory"]
-                    print(f"{'':>9} {sink:>6} durable/in-memory: {ratio:.2f}")
+                ratios = paired_ratios(runs, target, sink)
+                if ratios:
+                    print(
+                        f"{'':>9} {sink:>6} durable/in-memory: {statistics.median(ratios):.2f}"
+                        + (
+                            f" (median of {', '.join(f'{r:.2f}' for r in ratios)})"
+                            if len(ratios) > 1
+                            else ""
+                        )
+                    )
             trace.unlink()
         print(
             f"(trace lines per event: {lines / max(expected, 1):.2f}; CPU: {os.cpu_count()} cores)"
         )
-    figures += rate_figures(results)
-    figures += rss_figures(results)
+    figures += rate_figures(runs)
+    figures += rss_figures(runs)
     if args.json:
         benchlib.write_json(args.json, "bridge", figures, begun)
     return 0
 
 
-def rate_figures(
-    results: dict[tuple[int, str, str], tuple[int, float, int]],
-) -> list[benchlib.Figure]:
-    """events/s of the runs of the largest size (the smaller ones are there for the RSS)."""
-    largest = max((target for target, _, _ in results), default=0)
+Runs = dict[tuple[int, str, str], list[tuple[int, float, int]]]
+"""(events, sink, outbox) → (delivered, seconds, peak RSS in KiB) of each run, in order."""
+
+
+def paired_ratios(runs: Runs, target: int, sink: str) -> list[float]:
+    """durable/memory rate of each pair of runs made one after the other."""
+    memory = runs.get((target, sink, "memory"), [])
+    durable = runs.get((target, sink, "sqlite"), [])
+    return [
+        (d_delivered / d_seconds) / (m_delivered / m_seconds)
+        for (m_delivered, m_seconds, _), (d_delivered, d_seconds, _) in zip(
+            memory, durable, strict=False
+        )
+    ]
+
+
+def rate_figures(runs: Runs) -> list[benchlib.Figure]:
+    """events/s of the runs of the largest size (the smaller ones are there for the RSS):
+    the median of the repeats, and for the durable outbox the median paired ratio."""
+    largest = max((target for target, _, _ in runs), default=0)
     figures = []
-    for (target, sink, outbox), (delivered, elapsed, _) in results.items():
+    for (target, sink, outbox), done in runs.items():
         if target != largest:
             continue
-        rate = delivered / elapsed
+        rates = [delivered / elapsed for delivered, elapsed, _ in done]
+        rate = statistics.median(rates)
+        delivered = done[0][0]
         figure = benchlib.Figure(
             "bridge",
             f"bridge.rate.{sink}.{outbox}.{target}",
             f"replay → {sink}, {OUTBOX_NAMES[outbox]} outbox, {delivered:,} events",
             rate,
             "events/s",
-            params={"sink": sink, "outbox": outbox, "events": delivered, "seconds": elapsed},
+            params={
+                "sink": sink,
+                "outbox": outbox,
+                "events": delivered,
+                "seconds": [elapsed for _, elapsed, _ in done],
+                "runs": len(done),
+            },
         )
-        memory = results.get((target, sink, "memory"))
-        if outbox == "sqlite" and memory is not None:
-            ratio = rate / (memory[0] / memory[1])
-            figure.note = f"durable/memory {ratio:.2f}×"
+        ratios = paired_ratios(runs, target, sink)
+        if outbox == "sqlite" and ratios:
+            ratio = statistics.median(ratios)
+            figure.note = f"durable/memory {ratio:.2f}×" + (
+                f" (median of {len(ratios)} pairs)" if len(ratios) > 1 else ""
+            )
             figure.target = f"≥ {RATIO_TARGET:.2f}×"
             figure.met = ratio >= RATIO_TARGET
             figure.params["ratio"] = ratio
+            figure.params["ratios"] = ratios
         figures.append(figure)
     return figures
 
 
-def rss_figures(
-    results: dict[tuple[int, str, str], tuple[int, float, int]],
-) -> list[benchlib.Figure]:
-    """Peak RSS of every run: the durable runs of the largest size have the target, and the
-    durable run into null of that size says how far it is from the smallest (flat?)."""
+def rss_figures(runs: Runs) -> list[benchlib.Figure]:
+    """Peak RSS of every configuration (the highest of its repeats): the durable runs of the
+    largest size have the target, and the durable run into null of that size says how far it
+    is from the smallest (flat?)."""
+    results = {
+        key: (done[0][0], done[0][1], max(rss for _, _, rss in done)) for key, done in runs.items()
+    }
     largest = max((target for target, _, _ in results), default=0)
     durable_null = sorted(
         (target, rss)

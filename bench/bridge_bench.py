@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -52,6 +53,7 @@ def run_bridge(
         else (f'[[sinks]]\ntype = "jsonl"\npath = "{workdir / "out.jsonl"}"\n')
     )
     state = workdir / f"state-{sink}-{outbox}-{trace.stem}"
+    shutil.rmtree(state, ignore_errors=True)  # every run starts afresh (a repeat, too)
     config = workdir / f"{sink}.toml"
     config.write_text(
         f'[bridge]\noutbox = "{outbox}"\ncontrol_socket = "off"\n'

@@ -349,3 +349,52 @@ def test_overflow_drop_oldest_and_dead_letters(tmp_path: Path) -> None:
     assert [item["seq"] for item in dead] == list(range(3, total + 1))
     assert {item["sink"] for item in dead} == {"picky"}
     assert "reboot events are not welcome" in dead[0]["error"]
+
+
+def test_a_replay_waits_for_a_slow_sink_but_not_for_a_stuck_one(tmp_path: Path) -> None:
+    """A replay goes no faster than its slowest sink that delivers: it never runs more than
+    a bounded stretch ahead of it (memory stays bounded, the sink reads from memory).  A sink
+    that hangs holds nothing up: the replay is stored in full and the others get it all."""
+    from virtbridge.runtime.workers import PACE
+
+    trace = tmp_path / "trace.jsonl"
+    _, expected = build_trace(trace, 30_000)
+    batch = 256
+    files = {name: tmp_path / name for name in ("slow", "hangs")}
+    data = bridge_config(
+        tmp_path,
+        sinks=[
+            {
+                "type": "slow",
+                "name": "slow",
+                "path": str(files["slow"]),
+                "delay": 0.002,
+                "batch_size": batch,
+            },
+            {"type": "slow", "name": "hangs", "path": str(files["hangs"]), "hang": True},
+        ],
+        sources=[{"type": "replay", "path": str(trace), "progress": False}],
+    )
+
+    async def scenario() -> tuple[Bridge, int, int]:
+        bridge = Bridge(load(None, data=data, extra_plugins=[TESTKIT]))
+        task = asyncio.create_task(bridge.run(handle_signals=False))
+        ahead = stuck = 0
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not task.done():
+            await asyncio.sleep(0.003)
+            slow, hangs = bridge.workers.get("slow"), bridge.workers.get("hangs")
+            if slow is not None and bridge.outbox.last_seq < expected:
+                ahead = max(ahead, bridge.outbox.last_seq - slow.cursor)
+            if hangs is not None:
+                stuck = max(stuck, hangs.cursor)
+        assert await asyncio.wait_for(task, 30) == 0
+        return bridge, ahead, stuck
+
+    bridge, ahead, stuck_cursor = asyncio.run(scenario())
+    assert bridge.outbox.last_seq == expected
+    assert [item["seq"] for item in lines(files["slow"])] == list(range(1, expected + 1))
+    # The slow sink needed several seconds: unpaced, the replay would have been tens of
+    # thousands of events ahead of it.  Paced: PACE, plus what one replay batch makes.
+    assert 0 < ahead <= PACE + 2 * 512 + batch, ahead
+    assert stuck_cursor == 0 and lines(files["hangs"]) == []

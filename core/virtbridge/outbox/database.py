@@ -14,13 +14,14 @@ import contextlib
 import sqlite3
 import time
 import uuid
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from virtbridge.outbox.codec import RecordCodec
+from virtbridge.outbox.codec import COMPRESSION, RecordCodec, chunk_of_encoded
 from virtbridge.outbox.records import Record
 
 SCHEMA = """
@@ -30,21 +31,11 @@ CREATE TABLE IF NOT EXISTS chunks (
 CREATE TABLE IF NOT EXISTS cursors (sink TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS positions (source TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS domains (name TEXT PRIMARY KEY, record TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS domain_log (seq INTEGER PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS domain_log (seq INTEGER PRIMARY KEY, body BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS dead_letters (
     sink TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL, error TEXT NOT NULL,
     at REAL NOT NULL, body BLOB NOT NULL, PRIMARY KEY (sink, seq));
 """
-FOLD = """
-INSERT OR REPLACE INTO domains
-    SELECT key, coalesce(value, '') FROM (
-        SELECT entry.key AS key, entry.value AS value, max(log.seq)
-        FROM domain_log AS log, json_each(log.body) AS entry GROUP BY entry.key);
-DELETE FROM domains WHERE record = '';
-DELETE FROM domain_log;
-"""
-"""The domain log folded into ``domains``: each name's newest entry (SQLite takes the bare
-columns of an aggregate query from the row with the ``max``), null meaning forgotten."""
 VERSION = "2"
 CONVERT_CHUNK = 4096
 """Events per chunk when a version 1 database is converted."""
@@ -78,9 +69,11 @@ class Encoded(msgspec.Struct):
     """A batch's bulk parts, each one value for one statement however many rows it holds.
 
     The engine's records go into ``domain_log`` as one row per transaction (a JSON object,
-    name → record or null); they are folded into ``domains`` every so often (:data:`FOLD`)
-    and when opening.  Upserting each record in every transaction dirtied a page of the
-    ``domains`` index per domain, and each commit wrote them all into the log again."""
+    name → record or null, compressed like the events); they are folded into ``domains``
+    every so often (see :func:`fold`) and when opening.  Upserting each record in every
+    transaction dirtied a page of the ``domains`` index per domain, and each commit wrote
+    them all into the log again; uncompressed, the records of a transaction took more room
+    than its events."""
 
     chunk: bytes | None = None
     """The events (see the codec)."""
@@ -91,7 +84,7 @@ class Encoded(msgspec.Struct):
     def of(cls, batch: Pending, codec: RecordCodec, json: msgspec.json.Encoder) -> Encoded:
         return cls(
             codec.encode_chunk(batch.records) if batch.records else None,
-            json.encode(batch.domains) if batch.domains else None,
+            zlib.compress(json.encode(batch.domains), COMPRESSION) if batch.domains else None,
         )
 
 
@@ -163,10 +156,9 @@ def _convert_from_version_1(db: sqlite3.Connection) -> None:
 
         def flush() -> None:
             if run:
-                bodies = [msgspec.Raw(body) for _, body in run]
                 db.execute(
                     "INSERT INTO chunks VALUES (?, ?, ?)",
-                    (run[-1][0], run[0][0], msgspec.msgpack.encode(bodies)),
+                    (run[-1][0], run[0][0], chunk_of_encoded([body for _, body in run])),
                 )
                 run.clear()
 
@@ -257,11 +249,28 @@ def write(
         raise
 
 
+_LOG_ENTRY = msgspec.json.Decoder(dict[str, msgspec.Raw])
+
+
 def fold(db: sqlite3.Connection) -> None:
-    """Fold the domain log into ``domains`` (inside the caller's transaction)."""
-    for statement in FOLD.split(";"):
-        if statement.strip():
-            db.execute(statement)
+    """Fold the domain log into ``domains``, each name's newest entry winning, null meaning
+    forgotten (inside the caller's transaction).  The records stay JSON text, untouched."""
+    newest: dict[str, msgspec.Raw] = {}
+    for (body,) in db.execute("SELECT body FROM domain_log ORDER BY seq").fetchall():
+        newest.update(_LOG_ENTRY.decode(zlib.decompress(body)))
+    if not newest:
+        return
+    forgotten = [(name,) for name, record in newest.items() if bytes(record) == b"null"]
+    db.executemany("DELETE FROM domains WHERE name = ?", forgotten)
+    db.executemany(
+        "INSERT OR REPLACE INTO domains VALUES (?, ?)",
+        [
+            (name, bytes(record).decode())
+            for name, record in newest.items()
+            if bytes(record) != b"null"
+        ],
+    )
+    db.execute("DELETE FROM domain_log")
 
 
 def checkpoint(db: sqlite3.Connection) -> None:

@@ -99,6 +99,7 @@ class SqliteOutbox(Outbox):
         self._last = 0
         self._durable = 0
         self._memory: list[Record] = []  # a list: sinks index into it (a deque is O(n) there)
+        self._trim_at = window + 1
         self._cursors: dict[str, int] = {}
         # The cursors as stored: compaction may only delete what these have passed, or a
         # crash before the next commit would lose events a sink has not acknowledged yet.
@@ -176,7 +177,7 @@ class SqliteOutbox(Outbox):
         self._pending.records.extend(out)
         memory = self._memory
         memory.extend(out)
-        if len(memory) > self.window:
+        if len(memory) >= self._trim_at:
             self._trim()
         self._wake.set()
         if self.degraded:
@@ -230,6 +231,8 @@ class SqliteOutbox(Outbox):
         # In steps: deleting the head of a list copies the rest.
         if drop >= TRIM or (drop > 0 and drop == len(memory)):
             del memory[:drop]
+        # Appends look again past the window, or after TRIM more if nothing could go.
+        self._trim_at = max(len(memory) + TRIM, self.window + 1)
 
     async def read(self, after: int, limit: int) -> list[Record]:
         upper = self.durable_seq
@@ -348,9 +351,10 @@ class SqliteOutbox(Outbox):
     def store_now(self) -> None:
         """Store what is pending at once, on the loop, if nothing else is being written: the
         events of a signal are then durable (and on their way to the sinks) before the turn
-        of the loop that produced them ends, instead of a turn later."""
+        of the loop that produced them ends, instead of a turn later; a sink's cursor, when
+        the bridge waits for the sink, at once instead of with the next events."""
         pending = self._pending
-        if self._writing or self.degraded or not pending.records:
+        if self._writing or self.degraded or not pending:
             return
         if not self._on_loop() or self._compaction_due():
             return

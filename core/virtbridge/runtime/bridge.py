@@ -38,7 +38,7 @@ from virtbridge.runtime.contexts import (
 from virtbridge.runtime.control import ControlService
 from virtbridge.runtime.metrics import MetricsServer
 from virtbridge.runtime.reload import plan_reload
-from virtbridge.runtime.workers import HookSink, SinkWorker
+from virtbridge.runtime.workers import STALLED, HookSink, SinkWorker
 
 log = logging.getLogger("virtbridge")
 
@@ -79,6 +79,8 @@ class Bridge:
             self.engine.set_policy(name, policy)
         self.outbox = outbox or make_outbox(config)
         self._dirty: set[str] = set()
+        self._progressed = asyncio.Event()
+        """Set when a sink's cursor moves (see _pace)."""
         self.sources: dict[str, SourceRunner] = {}
         self.workers: dict[str, SinkWorker] = {}
         self._sink_tasks: dict[str, asyncio.Task[None]] = {}
@@ -130,7 +132,24 @@ class Bridge:
         await self._store()
         if held:
             await self._release(held)
+        if runner is not None and not runner.live:
+            await self._pace()
         return events
+
+    async def _pace(self) -> None:
+        """A replay goes no faster than the slowest sink that is delivering: memory stays
+        bounded, and a sink reads what it needs from memory instead of from the database
+        (which costs it more, so that it would fall further behind).  Live sources never
+        wait: what happens has to be taken when it happens."""
+        progressed = self._progressed
+        while True:
+            now = time.monotonic()
+            if not any(worker.holds_back(now) for worker in self.workers.values()):
+                return
+            progressed.clear()
+            self.outbox.store_now()  # the sinks' cursors: no events will come to go with
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(progressed.wait(), STALLED)
 
     async def _release(self, held: list[tuple[Action, SourceRunner | None]]) -> None:
         """Carry out actions once the events and the domains' state that caused them are
@@ -311,6 +330,7 @@ class Bridge:
             logging.getLogger(f"virtbridge.sink.{name}"),
             filtered=filtered,
             policy=policy or SinkConfig(type="?"),
+            progressed=self._progressed,
         )
         self.workers[name] = worker
         self._sink_tasks[name] = asyncio.create_task(worker.run(), name=f"sink:{name}")

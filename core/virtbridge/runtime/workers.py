@@ -22,6 +22,12 @@ from virtbridge.outbox.records import Record
 from virtbridge.plugin.api import Sink, SinkConfig
 from virtbridge.plugin.loading import Hooks
 
+PACE = 4096
+"""Events a replay may run ahead of a sink that is delivering (or twice the sink's window
+of unacknowledged events, if that is more): beyond, the replay waits for the sink."""
+STALLED = 1.0
+"""Seconds without progress after which a sink no longer holds a replay back."""
+
 
 @dataclass
 class Backoff:
@@ -117,6 +123,8 @@ class SinkWorker:
     filtered: bool = True
     """Whether ``virtbridge_filter_event`` applies (not for the on_event hook worker)."""
     policy: SinkConfig = field(default_factory=lambda: SinkConfig(type="?"))
+    progressed: asyncio.Event | None = None
+    """Set whenever the cursor moves (the bridge paces replays with it)."""
 
     def __post_init__(self) -> None:
         self.cursor = self.outbox.register_sink(self.name)
@@ -126,6 +134,13 @@ class SinkWorker:
         """After a failure: one batch at a time until one is acknowledged."""
         self._room = asyncio.Event()
         self.in_flight = 0
+        self._moved_at = time.monotonic()
+
+    def holds_back(self, now: float) -> bool:
+        """Whether a replay should wait for this sink: it is far behind, and delivering (it
+        has moved within ``STALLED`` seconds).  One that is down or stuck does not hold a
+        replay up: what it has not delivered stays in the outbox."""
+        return self.lag > max(PACE, 2 * self._window()) and now - self._moved_at < STALLED
 
     @property
     def lag(self) -> int:
@@ -253,6 +268,9 @@ class SinkWorker:
         await self.outbox.commit(self.name, seq)
         self.cursor = max(self.cursor, seq)
         self._room.set()
+        self._moved_at = time.monotonic()
+        if self.progressed is not None:
+            self.progressed.set()
 
     def _overflowing(self, records: Sequence[Record]) -> bool:
         policy = self.policy

@@ -178,7 +178,7 @@ def test_domain_records_survive_folding_and_reopening(tmp_path: Path) -> None:
         {"a": {"state": 1}, "b": {"state": 1}, "c": {"state": 1}},
         {"a": {"state": 3}, "b": None},
         {"c": None},
-        {"c": {"state": 5, "name": "c \"quoted\" ü"}, "d": {"state": 1}},
+        {"c": {"state": 5, "name": 'c "quoted" ü'}, "d": {"state": 1}},
         {"d": {"state": 2}},
     ]
 
@@ -199,7 +199,7 @@ def test_domain_records_survive_folding_and_reopening(tmp_path: Path) -> None:
         await again.close()
         return saved
 
-    expected = {"a": {"state": 3}, "c": {"state": 5, "name": "c \"quoted\" ü"}, "d": {"state": 2}}
+    expected = {"a": {"state": 3}, "c": {"state": 5, "name": 'c "quoted" ü'}, "d": {"state": 2}}
     assert sqlite_outbox.COMPACT_EVERY > 0
     for compact_after in (-1, 0, 2, 4):
         path.unlink(missing_ok=True)

@@ -178,3 +178,32 @@ def test_configuration_mistakes(tmp_path: Path) -> None:
         result = virtbridge("check", "-c", str(config))
         assert result.returncode == 2, result.stdout
         assert message in result.stderr, result.stderr
+
+
+def test_an_nkey_seed_file_logs_in(tmp_path: Path) -> None:
+    """nkey_seed names a seed file: the server knows only the public key, the seed never
+    appears in the output, and a seed the server does not know is refused clearly."""
+    import os
+
+    import nkeys
+
+    def seed_file(name: str) -> tuple[Path, str, str]:
+        seed = nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER)
+        path = tmp_path / name
+        path.write_bytes(seed + b"\n")
+        path.chmod(0o600)
+        public = nkeys.from_seed(bytearray(seed)).public_key.decode()
+        return path, seed.decode(), public
+
+    known, known_seed, public = seed_file("bridge.nk")
+    stranger, _, _ = seed_file("stranger.nk")
+    with NatsServer(
+        tmp_path / "nkeys", extra=[f'authorization {{ users: [ {{ nkey: "{public}" }} ] }}']
+    ) as server:
+        code, output = check(tmp_path, servers=server.url, nkey_seed=str(known))
+        assert code == 0, output
+        assert "connected to 127.0.0.1:" in output
+        assert known_seed not in output
+        code, output = check(tmp_path, servers=server.url, nkey_seed=str(stranger))
+        assert code != 0
+        assert "refused the login" in output, output

@@ -39,10 +39,19 @@ def require_binary(candidates: tuple[str, ...], package: str) -> str:
     pytest.skip(reason)
 
 
+_ISSUED: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A loopback port nothing listens on, never one this process was given before (a
+    cluster's nodes take theirs one after the other: two must not get the same)."""
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        if port not in _ISSUED:
+            _ISSUED.add(port)
+            return port
 
 
 def wait_for_port(
@@ -436,10 +445,24 @@ class NatsCluster:
         return [node.url for node in self.nodes]
 
     def start(self) -> NatsCluster:
-        for node in self.nodes:
-            node.start()
+        for attempt in range(3):
+            try:
+                for node in self.nodes:
+                    node.start()
+                break
+            except RuntimeError:
+                # A port taken by someone else between choosing and binding: new ports.
+                if attempt == 2 or "address already in use" not in self._logs():
+                    raise
+                self.stop()
+                self.nodes.clear()
+                self.directory = self.directory.with_name(f"{self.directory.name}-{attempt + 1}")
+                self.__post_init__()
         self.wait_for_leader()
         return self
+
+    def _logs(self) -> str:
+        return "".join(node.log() for node in self.nodes)
 
     def wait_for_leader(self, timeout: float = 30.0) -> str:
         """The JetStream meta leader, once every running node agrees on one."""

@@ -72,6 +72,11 @@ class MqttConfig(virtbridge.SinkConfig, kw_only=True, forbid_unknown_fields=True
             raise ValueError("tls_key: needs tls_cert (the client certificate)")
         if self.password and not self.username:
             raise ValueError("password: needs username")
+        if self.homeassistant and not self.retain_state:
+            raise ValueError(
+                "homeassistant: needs retain_state = true (discovery goes out with the "
+                "retained states)"
+            )
         if self.protocol != "5":
             if self.content_mode == "binary":
                 raise ValueError('content_mode: "binary" needs protocol = "5"')

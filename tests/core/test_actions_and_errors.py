@@ -177,3 +177,33 @@ def test_feeding_something_else_is_a_programming_error() -> None:
 def test_action_types_are_exported() -> None:
     for kind in (CoreDump, Kill, MonitorCommand, Resync, SaveState, ScheduleTimer):
         assert kind.__module__.startswith("virtbridge.")
+
+
+def test_a_restored_shutdown_request_times_out_and_escalates() -> None:
+    """A shutdown request stored with its deadline and restored into a new engine: the
+    deadline's timer gives SHUTDOWN/IGNORED and, with on_shutdown_timeout = "destroy", the
+    kill (the runtime half, arming the timer after a restart, is tested end to end)."""
+    from tests.core.scenario import signal
+    from virtbridge import Engine, Kill, Timer
+    from virtbridge.engine.lifecycle import EventType, ShutdownDetail
+
+    before = Engine()
+    clock = [1_000_000]
+    for step in (
+        'define {"shutdown_timeout": 1, "on_shutdown_timeout": "destroy"}',
+        "start",
+        "RESUME",
+        "shutdown",
+        "POWERDOWN",
+    ):
+        before.feed(signal(step, clock=clock))
+    after = Engine()
+    after.restore(before.snapshot())
+    (armed,) = after.pending_timers()
+    assert armed.domain == "vm" and armed.at is not None
+    outcome = after.feed(Timer(domain="vm", timestamp=armed.at))
+    lifecycle = [
+        (e.payload.event, e.payload.detail) for e in outcome.events if e.kind.kind == "lifecycle"
+    ]
+    assert (EventType.SHUTDOWN, ShutdownDetail.IGNORED) in lifecycle  # type: ignore[union-attr]
+    assert any(isinstance(action, Kill) for action in outcome.actions), outcome.actions

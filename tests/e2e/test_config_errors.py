@@ -68,6 +68,11 @@ CASES = [
     ),
     ('[[sinks]]\ntype = "jsonl"\npath = 5\n', "sinks[0].path: expected a string, got an integer"),
     (
+        '[[sinks]]\ntype = "mqtt"\nhomeassistant = true\nretain_state = false\n',
+        "sinks[0].homeassistant: needs retain_state = true (discovery goes out with the "
+        "retained states)",
+    ),
+    (
         '[[sinks]]\ntype = "jsonl"\npath = "${VIRTBRIDGE_TEST_UNSET}"\n',
         "sinks[0].path: environment variable VIRTBRIDGE_TEST_UNSET is not set (use ${VIRTBRIDGE_TEST_UNSET:-default} for a default)",
     ),

@@ -88,10 +88,11 @@ async def open_feed(options: virtbridge.TailOptions) -> AsyncIterator[virtbridge
 
 
 async def _states(js: Any, options: virtbridge.TailOptions) -> AsyncIterator[virtbridge.TailItem]:
+    bucket = options.bucket or BUCKET
     try:
-        kv = await js.key_value(options.bucket or BUCKET)
+        kv = await js.key_value(bucket)
     except (BucketNotFoundError, NotFoundError):
-        log.warning("no state bucket %r on this server: no current states", options.bucket)
+        log.warning("no state bucket %r on this server: no current states", bucket)
         return
     host = key_token(options.host) if options.host is not None else None
     domain = key_token(options.domain) if options.domain is not None else None

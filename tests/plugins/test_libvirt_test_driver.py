@@ -199,7 +199,7 @@ def test_registers_every_event_id_the_binding_offers() -> None:
             assert registered >= set(
                 range(27)
             )  # libvirt 9.0: LIFECYCLE .. MEMORY_DEVICE_SIZE_CHANGE
-            assert "test" in ctx.claimed or not ctx.claimed
+            assert "test" in ctx.claimed  # the test driver's own domain is now the source's
         finally:
             await _stop(task, source)
 

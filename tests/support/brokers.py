@@ -451,10 +451,10 @@ class NatsCluster:
                     node.start()
                 break
             except RuntimeError:
+                self.stop()  # the nodes that did start must not outlive the test
                 # A port taken by someone else between choosing and binding: new ports.
                 if attempt == 2 or "address already in use" not in self._logs():
                     raise
-                self.stop()
                 self.nodes.clear()
                 self.directory = self.directory.with_name(f"{self.directory.name}-{attempt + 1}")
                 self.__post_init__()

@@ -57,7 +57,8 @@ COMPACT_EVERY = 0.5
 CHECKPOINT_EVERY = 1.0
 """Seconds between checkpoints of the write-ahead log (on a thread of their own)."""
 CURSOR_DELAY = 0.002
-"""Seconds a sink's new cursor may wait to be stored with the next events."""
+"""Seconds a sink's new cursor may wait to be stored with the next events (when events came
+within that time: otherwise none are expected, and it is stored at once)."""
 
 
 def _seq(record: Record) -> int:
@@ -109,6 +110,7 @@ class SqliteOutbox(Outbox):
         self._next_id_pending: int | None = None
         self._next_id_saved = 0
         self._wake_later: asyncio.TimerHandle | None = None
+        self._appended_at = 0.0
         self._writing = False
         self._first_stored = 0
         self._compacted_at = 0.0
@@ -174,6 +176,7 @@ class SqliteOutbox(Outbox):
             seq += 1
             out.append(Record(seq, record_id(prefix, seq), event, attributes))
         self._last = seq
+        self._appended_at = time.monotonic()
         self._pending.records.extend(out)
         memory = self._memory
         memory.extend(out)
@@ -289,8 +292,8 @@ class SqliteOutbox(Outbox):
         self._cursors[sink] = seq
         self._pending.cursors[sink] = seq
         self._trim()
-        if self._pending.records:
-            self._wake.set()
+        if self._pending.records or time.monotonic() - self._appended_at > CURSOR_DELAY:
+            self._wake.set()  # with events, or none are coming (a replay waits for sinks)
         elif self._wake_later is None:
             # A cursor alone can wait a moment for the next events' transaction, instead of
             # costing one of its own per acknowledgement.

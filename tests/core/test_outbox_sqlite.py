@@ -169,17 +169,20 @@ def test_a_version_1_database_is_converted_on_opening(tmp_path: Path) -> None:
 
 def test_domain_records_survive_folding_and_reopening(tmp_path: Path) -> None:
     """The engine's records are logged a transaction at a time and folded into one row per
-    domain: what is read back after reopening is each domain's newest record, forgotten
-    domains gone, whether or not a compaction folded the log in between."""
+    domain, or written at once when a transaction touches few domains and nothing is logged:
+    what is read back after reopening is each domain's newest record, forgotten domains gone,
+    whatever the mix and wherever a compaction folded the log."""
     import virtbridge.outbox.sqlite as sqlite_outbox
 
     path = tmp_path / "o.sqlite3"
+    many: dict[str, object] = {f"m{index}": {"state": index} for index in range(40)}
     steps: list[dict[str, object]] = [
         {"a": {"state": 1}, "b": {"state": 1}, "c": {"state": 1}},
-        {"a": {"state": 3}, "b": None},
-        {"c": None},
+        {**many, "a": {"state": 2}},  # many domains: logged, not written at once
+        {"a": {"state": 3}, "b": None},  # few, after a logged one: logged too
+        {"c": None, "m3": None},
         {"c": {"state": 5, "name": 'c "quoted" ü'}, "d": {"state": 1}},
-        {"d": {"state": 2}},
+        {"d": {"state": 2}, "m5": {"state": 55}},
     ]
 
     async def scenario(compact_after: int) -> dict[str, object]:
@@ -199,8 +202,19 @@ def test_domain_records_survive_folding_and_reopening(tmp_path: Path) -> None:
         await again.close()
         return saved
 
-    expected = {"a": {"state": 3}, "c": {"state": 5, "name": 'c "quoted" ü'}, "d": {"state": 2}}
-    assert sqlite_outbox.COMPACT_EVERY > 0
-    for compact_after in (-1, 0, 2, 4):
-        path.unlink(missing_ok=True)
-        assert asyncio.run(scenario(compact_after)) == expected, compact_after
+    expected = {
+        **{name: record for name, record in many.items() if name != "m3"},
+        "m5": {"state": 55},
+        "a": {"state": 3},
+        "c": {"state": 5, "name": 'c "quoted" ü'},
+        "d": {"state": 2},
+    }
+    direct = sqlite_outbox.DIRECT_DOMAINS
+    try:
+        for sqlite_outbox.DIRECT_DOMAINS in (direct, 0, 1000):  # mixed, always logged, never
+            for compact_after in (-1, 0, 1, 2, 3, 5):
+                path.unlink(missing_ok=True)
+                got = asyncio.run(scenario(compact_after))
+                assert got == expected, (sqlite_outbox.DIRECT_DOMAINS, compact_after)
+    finally:
+        sqlite_outbox.DIRECT_DOMAINS = direct

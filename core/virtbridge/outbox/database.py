@@ -68,9 +68,12 @@ class Pending:
 class Encoded(msgspec.Struct):
     """A batch's bulk parts, each one value for one statement however many rows it holds.
 
-    The engine's records go into ``domain_log`` as one row per transaction (a JSON object,
-    name → record or null, compressed like the events); they are folded into ``domains``
-    every so often (see :func:`fold`) and when opening.  Upserting each record in every
+    A transaction that touches many domains logs the engine's records in ``domain_log`` as
+    one row (a JSON object, name → record or null, compressed like the events); they are
+    folded into ``domains`` every so often (see :func:`fold`) and when opening.  One that
+    touches a few (a live host: one signal, one domain) writes them into ``domains`` at
+    once, as long as nothing is logged: then folding costs nothing, and no compaction
+    stalls the loop for a fold of hundreds of rows.  Upserting each record in every
     transaction dirtied a page of the ``domains`` index per domain, and each commit wrote
     them all into the log again; uncompressed, the records of a transaction took more room
     than its events."""
@@ -78,13 +81,28 @@ class Encoded(msgspec.Struct):
     chunk: bytes | None = None
     """The events (see the codec)."""
     domains: bytes | None = None
-    """The engine's records of the domains the transaction touched (JSON)."""
+    """The engine's records of the domains the transaction touched, for the log."""
+    upserts: list[tuple[str, str]] | None = None
+    """Or the records to write into ``domains`` at once (name, JSON)."""
+    forgotten: list[tuple[str]] | None = None
+    """And the domains to delete from it."""
 
     @classmethod
-    def of(cls, batch: Pending, codec: RecordCodec, json: msgspec.json.Encoder) -> Encoded:
+    def of(
+        cls, batch: Pending, codec: RecordCodec, json: msgspec.json.Encoder, *, log: bool
+    ) -> Encoded:
+        chunk = codec.encode_chunk(batch.records) if batch.records else None
+        if not batch.domains:
+            return cls(chunk)
+        if log:
+            return cls(chunk, zlib.compress(json.encode(batch.domains), COMPRESSION))
+        items = batch.domains.items()
         return cls(
-            codec.encode_chunk(batch.records) if batch.records else None,
-            zlib.compress(json.encode(batch.domains), COMPRESSION) if batch.domains else None,
+            chunk,
+            upserts=[
+                (name, json.encode(record).decode()) for name, record in items if record is not None
+            ],
+            forgotten=[(name,) for name, record in items if record is None],
         )
 
 
@@ -222,6 +240,10 @@ def write(
             )
         if encoded.domains is not None:
             db.execute("INSERT INTO domain_log (body) VALUES (?)", (encoded.domains,))
+        if encoded.upserts:
+            db.executemany("INSERT OR REPLACE INTO domains VALUES (?, ?)", encoded.upserts)
+        if encoded.forgotten:
+            db.executemany("DELETE FROM domains WHERE name = ?", encoded.forgotten)
         if next_id is not None:
             db.execute("INSERT OR REPLACE INTO meta VALUES ('next_id', ?)", (str(next_id),))
         if batch.dead:

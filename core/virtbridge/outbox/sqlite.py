@@ -56,6 +56,9 @@ COMPACT_EVERY = 0.5
 """Seconds between deletions of what every sink has (each costs a little; none is urgent)."""
 CHECKPOINT_EVERY = 1.0
 """Seconds between checkpoints of the write-ahead log (on a thread of their own)."""
+DIRECT_DOMAINS = 16
+"""A transaction touching at most this many domains writes their records at once (see
+:class:`~virtbridge.outbox.database.Encoded`)."""
 CURSOR_DELAY = 0.002
 """Seconds a sink's new cursor may wait to be stored with the next events (when events came
 within that time: otherwise none are expected, and it is stored at once)."""
@@ -111,6 +114,8 @@ class SqliteOutbox(Outbox):
         self._next_id_saved = 0
         self._wake_later: asyncio.TimerHandle | None = None
         self._appended_at = 0.0
+        self._logged = False
+        """Whether the domain log may hold records (until a compaction folds it)."""
         self._writing = False
         self._first_stored = 0
         self._compacted_at = 0.0
@@ -381,7 +386,11 @@ class SqliteOutbox(Outbox):
     def _encoded(self, batch: Pending) -> Encoded:
         """The batch's events and the engine's records encoded here, on the loop: the writer
         thread then holds the interpreter lock only to hand SQLite a few values."""
-        return Encoded.of(batch, self._codec, self._json)
+        # Logged, unless the log is empty and the transaction touches few domains: a record
+        # written at once must not be overwritten by an older one folded from the log later.
+        log = self._logged or len(batch.domains) > DIRECT_DOMAINS
+        self._logged = self._logged or (log and bool(batch.domains))
+        return Encoded.of(batch, self._codec, self._json, log=log)
 
     def _take(self) -> tuple[Pending, int | None, bool]:
         batch, self._pending = self._pending, Pending(self._pending.generation + 1)
@@ -489,6 +498,7 @@ class SqliteOutbox(Outbox):
         if records and not self._first_stored:
             self._first_stored = records[0].seq
         if compaction is not None:
+            self._logged = False  # folded, in the same transaction
             self.stored -= compaction.deleted
             self._first_stored = compaction.first
             self._warn_if_over()

@@ -144,6 +144,13 @@ from virtbridge.wire.names import escape_token, unescape_token
 from virtbridge.wire.trace import parse_line as parse_trace_line
 from virtbridge.wire.trace import signal_to_object
 
+
+def _event_from_cloudevent(raw: bytes | str) -> Event:
+    return decode_cloudevent(raw).event
+
+
+Event.from_cloudevent = _event_from_cloudevent  # see Event.from_cloudevent
+
 __version__ = "0.1.0"
 
 __all__ = [  # noqa: RUF022 (grouped by what a plugin author looks for, not sorted)

@@ -39,6 +39,7 @@ def test_every_recorded_event_round_trips_through_a_cloudevent() -> None:
         )
         raw = msgspec.json.encode(envelope)
         assert decode_cloudevent(raw).event == event
+        assert Event.from_cloudevent(raw) == event  # the same, for consumers
         wire = decode_cloudevent(raw)
         assert (wire.id, wire.sequence, wire.host, wire.attributes) == (
             f"bridge-{sequence}",
@@ -70,6 +71,8 @@ def test_time_is_read_back_to_the_microsecond() -> None:
 def test_anything_else_is_a_clear_value_error(raw: bytes) -> None:
     with pytest.raises(ValueError, match="not a"):
         decode_cloudevent(raw)
+    with pytest.raises(ValueError, match="not a"):
+        Event.from_cloudevent(raw)
 
 
 def test_the_domain_status_follows_the_event() -> None:

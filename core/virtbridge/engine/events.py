@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar
 
 import msgspec
 
@@ -44,6 +45,10 @@ class Event(msgspec.Struct, frozen=True, gc=False):
     reason: int
     timestamp: Timestamp | None
     cause: Signal
+    from_cloudevent: ClassVar[Callable[[bytes | str], Event]]
+    """``Event.from_cloudevent(raw)``: the typed event back from a CloudEvent on the wire (a
+    ValueError for anything else).  Provided by the public API, which knows the wire format
+    (the engine does not); ``virtbridge.decode_cloudevent`` gives the envelope too."""
 
     @property
     def lifecycle(self) -> Lifecycle | None:

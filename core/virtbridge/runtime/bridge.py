@@ -118,7 +118,12 @@ class Bridge:
 
     async def submit(self, signal: Signal, runner: SourceRunner | None = None) -> Outcome:
         held: list[tuple[Action, SourceRunner | None]] = []
-        outcome = self._apply(signal, runner, held)
+        out: list[tuple[Event, dict[str, Any] | None]] = []
+        try:
+            outcome = self._apply(signal, runner, held, out)
+        finally:
+            if out:
+                self.outbox.append(out)
         await self._store()
         if held:
             await self._release(held)
@@ -126,15 +131,21 @@ class Bridge:
 
     async def submit_many(self, batch: Sequence[Signal], runner: SourceRunner | None = None) -> int:
         held: list[tuple[Action, SourceRunner | None]] = []
-        events = 0
-        for signal in batch:
-            events += len(self._apply(signal, runner, held).events)
+        out: list[tuple[Event, dict[str, Any] | None]] = []
+        try:
+            for signal in batch:
+                self._apply(signal, runner, held, out)
+        finally:
+            # One append for the batch (in the engine's order), also when a signal failed:
+            # what the engine said before it must not be lost.
+            if out:
+                self.outbox.append(out)
         await self._store()
         if held:
             await self._release(held)
         if runner is not None and not runner.live:
             await self._pace()
-        return events
+        return len(out)
 
     async def _pace(self) -> None:
         """A replay goes no faster than the slowest sink that is delivering: memory stays
@@ -183,7 +194,10 @@ class Bridge:
         signal: Signal,
         runner: SourceRunner | None,
         held: list[tuple[Action, SourceRunner | None]],
+        out: list[tuple[Event, dict[str, Any] | None]],
     ) -> Outcome:
+        """Feed one signal to the engine; its events go to ``out`` (appended to the outbox by
+        the caller, once per batch), its actions to ``held``."""
         outcome = self.engine.feed(signal)
         self._dirty.add(signal.domain)
         if runner is not None:
@@ -198,8 +212,10 @@ class Bridge:
             if taps:
                 for tap in taps:
                     tap.extend(outcome.events)
-            enrich = self._attributes if self.enrich else _no_attributes
-            self.outbox.append([(event, enrich(event)) for event in outcome.events])
+            if self.enrich:
+                out.extend([(event, self._attributes(event)) for event in outcome.events])
+            else:
+                out.extend([(event, None) for event in outcome.events])
         for action in outcome.actions:
             if isinstance(action, ScheduleTimer):
                 self._dispatch(action, runner)  # arms an internal timer: nothing to undo
@@ -590,10 +606,6 @@ class Bridge:
             "plugin_errors": self.hooks.errors.as_dict(),
             "metrics": f"{self.metrics.host}:{self.metrics.port}" if self.metrics else None,
         }
-
-
-def _no_attributes(event: Event) -> None:
-    return None
 
 
 def _bad_attribute(key: object) -> ValueError:

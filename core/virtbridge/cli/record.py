@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import signal
 import sys
 import time
@@ -19,7 +18,7 @@ import msgspec
 
 from virtbridge.errors import ConfigError
 from virtbridge.plugin.api import RecorderType
-from virtbridge.plugin.loading import Hooks
+from virtbridge.plugin.loading import Hooks, the_offer
 from virtbridge.wire.trace import signal_to_object
 
 
@@ -29,15 +28,7 @@ def find_recorder(hooks: Hooks, name: str) -> RecorderType:
     if not offers:
         known = ", ".join(f"--{n}" for n in sorted(hooks.recorder_types())) or "none installed"
         raise ConfigError(f"nothing here records --{name} (known: {known})")
-    if len(offers) > 1:
-        who = ", ".join(plugin for plugin, _ in offers)
-        raise ConfigError(f"--{name} is offered by several plugins ({who}); disable all but one")
-    recorder = offers[0][1]
-    for module in recorder.requires:
-        if importlib.util.find_spec(module) is None:
-            hint = f"pip install 'virtbridge[{recorder.extra}]'" if recorder.extra else module
-            raise ConfigError(f"recording --{name} needs the Python module {module!r}: {hint}")
-    return recorder
+    return the_offer(offers, f"recording --{name}")
 
 
 async def record(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import logging
 import os
 import sys
@@ -20,6 +19,7 @@ from virtbridge.config import load as _config
 from virtbridge.errors import ConfigError
 from virtbridge.outbox.records import Record
 from virtbridge.plugin.api import Sink, SinkContext, TailOptions, TailType
+from virtbridge.plugin.loading import the_offer
 from virtbridge.runtime.contexts import quiet_stdout
 from virtbridge.wire.cloudevents import CloudEventBuilder, DomainStatus, WireEvent
 
@@ -100,22 +100,10 @@ def cmd_tail(args: argparse.Namespace) -> int:
     if not offers:
         known = ", ".join(sorted(config.hooks.tail_types())) or "none installed"
         raise ConfigError(f"cannot read {scheme or 'this'}:// URLs (known schemes: {known})")
-    feed = _one(offers, scheme)
+    feed = the_offer(offers, f"reading {scheme}://")
     ctx = PrintContext()
     sink = config.sinks[0].create_sink(ctx)
     return asyncio.run(_tail(feed, options, sink, args, ctx))
-
-
-def _one(offers: list[tuple[str, TailType]], scheme: str) -> TailType:
-    if len(offers) > 1:
-        who = ", ".join(plugin for plugin, _ in offers)
-        raise ConfigError(f"{scheme}:// is read by several plugins ({who}); disable all but one")
-    feed = offers[0][1]
-    for module in feed.requires:
-        if importlib.util.find_spec(module) is None:
-            hint = f"pip install 'virtbridge[{feed.extra}]'" if feed.extra else module
-            raise ConfigError(f"reading {scheme}:// needs the Python module {module!r}: {hint}")
-    return feed
 
 
 async def _tail(

@@ -13,7 +13,6 @@ Every string may use ``${VAR}`` or ``${VAR:-default}`` (``$$`` is a literal ``$`
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import socket
@@ -38,7 +37,7 @@ from virtbridge.plugin.api import (
     SourceContext,
     SourceType,
 )
-from virtbridge.plugin.loading import Hooks, PluginSet, load_plugins
+from virtbridge.plugin.loading import Hooks, PluginSet, load_plugins, the_offer
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -277,27 +276,11 @@ def _components(
             raise ConfigError(
                 f"unknown {kind} type {type_name!r} (known: {known})", file=path, key=f"{key}.type"
             )
-        if len(offers) > 1:
-            who = ", ".join(plugin for plugin, _ in offers)
-            raise ConfigError(
-                f"{kind} type {type_name!r} is offered by several plugins ({who}); "
-                "disable all but one",
-                file=path,
-                key=f"{key}.type",
-            )
-        plugin, factory = offers[0]
-        for module in factory.requires:
-            if importlib.util.find_spec(module) is None:
-                hint = (
-                    f"pip install 'virtbridge[{factory.extra}]'"
-                    if factory.extra
-                    else f"install the Python module {module!r}"
-                )
-                raise ConfigError(
-                    f"{kind} type {type_name!r} needs the Python module {module!r}: {hint}",
-                    file=path,
-                    key=f"{key}.type",
-                )
+        try:
+            factory = the_offer(offers, f"{kind} type {type_name!r}")
+        except ConfigError as exc:
+            raise ConfigError(exc.message, file=path, key=f"{key}.type") from None
+        plugin = offers[0][0]
         config = convert(table, factory.config, path, key)
         name = config.name or type_name
         if name == "virtbridge_on_event":

@@ -66,7 +66,6 @@ class RecordCodec:
 
     def __init__(self) -> None:
         self.encoder = msgspec.msgpack.Encoder()
-        self.decoder = msgspec.msgpack.Decoder(_StoredRecord)
         self.chunk_decoder = msgspec.msgpack.Decoder(list[_StoredRecord])
 
     def encode(self, record: Record) -> bytes:
@@ -78,9 +77,6 @@ class RecordCodec:
         return zlib.compress(
             self.encoder.encode([_stored(record) for record in records]), COMPRESSION
         )
-
-    def decode(self, seq: int, body: bytes) -> Record:
-        return _record(seq, self.decoder.decode(body))
 
     def decode_chunk(self, first: int, body: bytes) -> list[Record]:
         return [

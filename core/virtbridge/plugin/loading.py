@@ -18,13 +18,47 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import pluggy
 
 from virtbridge import hookspecs
-from virtbridge.errors import PluginLoadError
+from virtbridge.errors import ConfigError, PluginLoadError
 from virtbridge.plugin.api import RecorderType, SinkType, SourceType, TailType
+
+
+class Offer(Protocol):
+    """What a plugin offers (a source, sink, tail or recorder type): the Python modules it
+    needs, and the extra that installs them."""
+
+    @property
+    def requires(self) -> tuple[str, ...]: ...
+
+    @property
+    def extra(self) -> str: ...
+
+
+OfferT = TypeVar("OfferT", bound=Offer)
+
+
+def the_offer(offers: Sequence[tuple[str, OfferT]], what: str) -> OfferT:
+    """The one plugin's offer of ``what`` (named as in a message: "sink type 'mqtt'"), with
+    the Python modules it needs present; a :class:`ConfigError` (callers add where it was
+    asked for) when several plugins offer it or a module is missing."""
+    if len(offers) > 1:
+        who = ", ".join(plugin for plugin, _ in offers)
+        raise ConfigError(f"{what} is offered by several plugins ({who}); disable all but one")
+    offer = offers[0][1]
+    for module in offer.requires:
+        if importlib.util.find_spec(module) is None:
+            hint = (
+                f"pip install 'virtbridge[{offer.extra}]'"
+                if offer.extra
+                else f"install the Python module {module!r}"
+            )
+            raise ConfigError(f"{what} needs the Python module {module!r}: {hint}")
+    return offer
+
 
 ENTRY_POINT_GROUP = "virtbridge"
 LOCAL_PREFIX = "virtbridge_local_"

@@ -117,24 +117,18 @@ class Bridge:
     # -- feeding the engine -----------------------------------------------------------------
 
     async def submit(self, signal: Signal, runner: SourceRunner | None = None) -> Outcome:
-        held: list[tuple[Action, SourceRunner | None]] = []
-        out: list[tuple[Event, dict[str, Any] | None]] = []
-        try:
-            outcome = self._apply(signal, runner, held, out)
-        finally:
-            if out:
-                self.outbox.append(out)
-        await self._store()
-        if held:
-            await self._release(held)
-        return outcome
+        return (await self._feed([signal], runner))[0]
 
     async def submit_many(self, batch: Sequence[Signal], runner: SourceRunner | None = None) -> int:
+        return sum(len(outcome.events) for outcome in await self._feed(batch, runner))
+
+    async def _feed(self, batch: Sequence[Signal], runner: SourceRunner | None) -> list[Outcome]:
+        """Feed signals to the engine, store what it said, then carry out its actions; a
+        replay then waits for its sinks if they fell behind (see _pace)."""
         held: list[tuple[Action, SourceRunner | None]] = []
         out: list[tuple[Event, dict[str, Any] | None]] = []
         try:
-            for signal in batch:
-                self._apply(signal, runner, held, out)
+            outcomes = [self._apply(signal, runner, held, out) for signal in batch]
         finally:
             # One append for the batch (in the engine's order), also when a signal failed:
             # what the engine said before it must not be lost.
@@ -145,7 +139,7 @@ class Bridge:
             await self._release(held)
         if runner is not None and not runner.live:
             await self._pace()
-        return len(out)
+        return outcomes
 
     async def _pace(self) -> None:
         """A replay goes no faster than the slowest sink that is delivering: memory stays

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from virtbridge import Engine, Event, LibvirtEvent
 from virtbridge.outbox.sqlite import SqliteOutbox
@@ -99,6 +103,63 @@ def test_sinks_read_across_chunks_from_any_position(tmp_path: Path) -> None:
     assert count == len(events)
     for after, got in zip((0, 1, 36, 37, 38, 100, len(events) - 1), reads, strict=True):
         assert got == stored[after : after + 80], after
+
+
+def test_small_chunks_are_stored_uncompressed_and_every_form_reads_back(tmp_path: Path) -> None:
+    """A live host's transaction (an event or two) is stored as it is, a replay's compressed;
+    chunks of both kinds, and a small one compressed as earlier versions stored it, read back
+    exactly, from the database and after reopening."""
+    import sqlite3
+    import zlib
+
+    from virtbridge.outbox.codec import COMPRESS_FROM, RecordCodec
+
+    events = all_events()
+    sizes = [1, 2, 1, 60, 1, 3, 200]
+    path = tmp_path / "o.sqlite3"
+
+    async def scenario() -> list[object]:
+        outbox = SqliteOutbox(path, window=1)
+        await outbox.open()
+        outbox.register_sink("s")
+        stored: list[object] = []
+        start = 0
+        for size in sizes:
+            stored.extend(outbox.append([(e, None) for e in events[start : start + size]]))
+            start += size
+            await outbox.flush()
+        await outbox.close()
+        return stored
+
+    stored = asyncio.run(scenario())
+    with sqlite3.connect(path) as db:
+        bodies = [body for (body,) in db.execute("SELECT body FROM chunks ORDER BY last")]
+        assert len(bodies) == len(sizes)
+        compressed = [body[:1] == b"\x78" for body in bodies]
+        assert compressed == [size >= 10 for size in sizes]  # (no small one reaches 1 KiB)
+        assert all(
+            len(body) < COMPRESS_FROM
+            for body, packed in zip(bodies, compressed, strict=True)
+            if not packed
+        )
+        # the first chunk as an earlier version stored it: compressed although small
+        db.execute("UPDATE chunks SET body = ? WHERE last = 1", (zlib.compress(bodies[0], 1),))
+
+    async def read_back() -> list[object]:
+        outbox = SqliteOutbox(path, window=1)
+        await outbox.open()
+        back: list[object] = []
+        cursor = 0
+        while cursor < outbox.last_seq:
+            batch = await outbox.read(cursor, 7)
+            back.extend(batch)
+            cursor = batch[-1].seq
+        await outbox.close()
+        return back
+
+    assert asyncio.run(read_back()) == stored
+    codec = RecordCodec()
+    assert codec.decode_chunk(1, codec.encode_chunk(stored[:1])) == stored[:1]
 
 
 def test_memory_holds_only_what_a_sink_still_needs(tmp_path: Path) -> None:
@@ -218,3 +279,62 @@ def test_domain_records_survive_folding_and_reopening(tmp_path: Path) -> None:
                 assert got == expected, (sqlite_outbox.DIRECT_DOMAINS, compact_after)
     finally:
         sqlite_outbox.DIRECT_DOMAINS = direct
+
+
+def test_a_sinks_cursor_rides_with_the_next_events(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A live host: events one by one, each acknowledged at once.  The cursor waits for the
+    next event's transaction instead of costing one of its own, as long as events keep
+    coming within CURSOR_DELAY; once they stop it is stored on its own, and survives."""
+    import time
+
+    import virtbridge.outbox.sqlite as sqlite_outbox
+
+    events = all_events()[:40]
+    transactions: list[tuple[float, int]] = []  # (when, events in it)
+    write = sqlite_outbox.write
+
+    def counted(db: object, batch: Any, *args: Any) -> None:
+        write(db, batch, *args)  # type: ignore[arg-type]
+        transactions.append((time.monotonic(), len(batch.records)))
+
+    monkeypatch.setattr(sqlite_outbox, "write", counted)
+
+    async def scenario() -> tuple[list[float], int]:
+        outbox = SqliteOutbox(tmp_path / "o.sqlite3")
+        await outbox.open()
+        outbox.register_sink("s")
+        transactions.clear()
+
+        async def sink() -> None:
+            seq = 0
+            while seq < len(events):
+                await outbox.wait_beyond(seq)
+                seq = outbox.durable_seq
+                await outbox.commit("s", seq)
+
+        acknowledging = asyncio.create_task(sink())
+        appended = []
+        for event in events:
+            outbox.append([(event, None)])
+            appended.append(time.monotonic())
+            outbox.store_now()
+            await asyncio.sleep(0.0005)
+        await asyncio.wait_for(acknowledging, 5)
+        await outbox.close()
+        again = SqliteOutbox(tmp_path / "o.sqlite3")
+        await again.open()
+        cursor = again.cursor("s")
+        await again.close()
+        return appended, cursor
+
+    appended, cursor = asyncio.run(scenario())
+    assert cursor == len(events)
+    assert sum(count for _, count in transactions) == len(events)
+    alone = [when for when, count in transactions if count == 0]
+    # A cursor stored alone while events were coming: only after a pause in them longer
+    # than CURSOR_DELAY (a slow machine's), and once after the last event.
+    pauses = sum(1 for a, b in itertools.pairwise(appended) if b - a > sqlite_outbox.CURSOR_DELAY)
+    assert len(alone) <= pauses + 1, (len(alone), pauses)
+    assert alone and alone[-1] >= appended[-1]

@@ -1,11 +1,15 @@
 """How the durable outbox stores records: one msgpack array per event, and a chunk (the
 events of one transaction, contiguous sequence numbers) as an array of those, encoded in
-one call and compressed (zlib, its fastest level).
+one call and, unless it is small, compressed (zlib, its fastest level).
 
 Compression costs about half a microsecond per event and makes a chunk about a tenth of its
 size (events of one transaction repeat names, ids and field layouts): what SQLite writes into
 its log, copies into the database at a checkpoint and frees again after compaction shrinks
-by as much, and that writing was the larger cost.
+by as much, and that writing was the larger cost.  Not so for a small chunk (a live host's
+transaction holds an event or two): zlib's fixed cost (about 10 µs, most of a single event's
+encoding) would buy a few dozen bytes of a page SQLite writes whole anyway, so a body under
+:data:`COMPRESS_FROM` bytes is stored as it is.  The first byte tells which: a zlib stream
+starts with ``0x78``, which begins no msgpack array (nor JSON object).
 
 Structs and enums are encoded by msgspec itself (no Python per field); the payload, the
 timestamp and the cause are read back raw and decoded into their own types.  A libvirt event's
@@ -32,6 +36,8 @@ from virtbridge.wire.trace import parse_object, signal_to_object
 _SIGNAL_TAGS = {kind: index for index, kind in enumerate(SIGNAL_TYPES) if kind is not LibvirtEvent}
 COMPRESSION = 1
 """zlib's level for chunks: the fastest, already about 10:1 on events."""
+COMPRESS_FROM = 1024
+"""Bodies shorter than this many bytes are stored uncompressed (see the module's text)."""
 TRACE_FORM = -1
 """The tag of a cause stored in trace-file form (a libvirt event: its payload is a union)."""
 
@@ -74,24 +80,28 @@ class RecordCodec:
 
     def encode_chunk(self, records: Sequence[Record]) -> bytes:
         """Records with contiguous sequence numbers, as one chunk."""
-        return zlib.compress(
-            self.encoder.encode([_stored(record) for record in records]), COMPRESSION
-        )
+        return compress(self.encoder.encode([_stored(record) for record in records]))
 
     def decode_chunk(self, first: int, body: bytes) -> list[Record]:
         return [
             _record(seq, stored)
-            for seq, stored in enumerate(
-                self.chunk_decoder.decode(zlib.decompress(body)), start=first
-            )
+            for seq, stored in enumerate(self.chunk_decoder.decode(decompress(body)), start=first)
         ]
+
+
+def compress(body: bytes) -> bytes:
+    """``body`` as stored: compressed if it is long enough to be worth it."""
+    return zlib.compress(body, COMPRESSION) if len(body) >= COMPRESS_FROM else body
+
+
+def decompress(stored: bytes) -> bytes:
+    """What :func:`compress` was given, whether it compressed it or not."""
+    return zlib.decompress(stored) if stored[:1] == b"\x78" else stored
 
 
 def chunk_of_encoded(bodies: Sequence[bytes]) -> bytes:
     """A chunk made of records encoded one by one (:meth:`RecordCodec.encode`)."""
-    return zlib.compress(
-        msgspec.msgpack.encode([msgspec.Raw(body) for body in bodies]), COMPRESSION
-    )
+    return compress(msgspec.msgpack.encode([msgspec.Raw(body) for body in bodies]))
 
 
 def _stored(record: Record) -> tuple[Any, ...]:

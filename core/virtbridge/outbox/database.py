@@ -14,14 +14,13 @@ import contextlib
 import sqlite3
 import time
 import uuid
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from virtbridge.outbox.codec import COMPRESSION, RecordCodec, chunk_of_encoded
+from virtbridge.outbox.codec import RecordCodec, chunk_of_encoded, compress, decompress
 from virtbridge.outbox.records import Record
 
 SCHEMA = """
@@ -95,7 +94,7 @@ class Encoded(msgspec.Struct):
         if not batch.domains:
             return cls(chunk)
         if log:
-            return cls(chunk, zlib.compress(json.encode(batch.domains), COMPRESSION))
+            return cls(chunk, compress(json.encode(batch.domains)))
         items = batch.domains.items()
         return cls(
             chunk,
@@ -279,7 +278,7 @@ def fold(db: sqlite3.Connection) -> None:
     forgotten (inside the caller's transaction).  The records stay JSON text, untouched."""
     newest: dict[str, msgspec.Raw] = {}
     for (body,) in db.execute("SELECT body FROM domain_log ORDER BY seq").fetchall():
-        newest.update(_LOG_ENTRY.decode(zlib.decompress(body)))
+        newest.update(_LOG_ENTRY.decode(decompress(body)))
     if not newest:
         return
     forgotten = [(name,) for name, record in newest.items() if bytes(record) == b"null"]

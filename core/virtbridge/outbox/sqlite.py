@@ -202,6 +202,12 @@ class SqliteOutbox(Outbox):
             self._next_id_pending = next_id
 
     def _woken(self) -> None:
+        """A cursor waited CURSOR_DELAY for events to go with: if events came meanwhile (their
+        transaction took it along, or will), wait on after the last of them; else store it."""
+        later = self._appended_at + CURSOR_DELAY - time.monotonic()
+        if later > 0 and not self._closed:
+            self._wake_later = asyncio.get_running_loop().call_later(later, self._woken)
+            return
         self._wake_later = None
         self._wake.set()
 

@@ -211,6 +211,13 @@ class SqliteOutbox(Outbox):
         self._wake_later = None
         self._wake.set()
 
+    def _undefer(self) -> None:
+        """A cursor waiting for the next events goes with the next transaction, whatever it
+        holds."""
+        if self._wake_later is not None:
+            self._wake_later.cancel()
+            self._wake_later = None
+
     def set_position(self, source: str, value: str) -> None:
         super().set_position(source, value)
         self._pending.positions[source] = value
@@ -221,6 +228,7 @@ class SqliteOutbox(Outbox):
         positions) is stored: the transaction being filled, or the one being written."""
         pending = self._pending
         wanted = pending.generation if pending else pending.generation - 1
+        self._undefer()
         while self._committed_generation < wanted and not self._closed and not self.degraded:
             self._wake.set()
             self._committed.clear()
@@ -304,7 +312,8 @@ class SqliteOutbox(Outbox):
         self._pending.cursors[sink] = seq
         self._trim()
         if self._pending.records or time.monotonic() - self._appended_at > CURSOR_DELAY:
-            self._wake.set()  # with events, or none are coming (a replay waits for sinks)
+            self._undefer()  # with events, or none are coming (a replay waits for sinks)
+            self._wake.set()
         elif self._wake_later is None:
             # A cursor alone can wait a moment for the next events' transaction, instead of
             # costing one of its own per acknowledgement.
@@ -332,7 +341,7 @@ class SqliteOutbox(Outbox):
         while True:
             await self._wake.wait()
             self._wake.clear()
-            if not self._pending:
+            if not self._pending or self._deferred():
                 if self._closed:
                     return
                 continue
@@ -361,6 +370,17 @@ class SqliteOutbox(Outbox):
             self._stored(batch)
             if self._closed and not self._pending:
                 return
+
+    def _deferred(self) -> bool:
+        """Whether all that is pending is a cursor waiting for the next events (see commit):
+        the loop may have been woken for events that store_now has taken meanwhile."""
+        pending = self._pending
+        return (
+            self._wake_later is not None
+            and self._next_id_pending is None
+            and not (pending.records or pending.positions or pending.domains)
+            and not (pending.dead or pending.forget)
+        )
 
     def store_now(self) -> None:
         """Store what is pending at once, on the loop, if nothing else is being written: the
@@ -560,9 +580,7 @@ class SqliteOutbox(Outbox):
 
     async def close(self) -> None:
         self._closed = True
-        if self._wake_later is not None:
-            self._wake_later.cancel()
-            self._wake_later = None
+        self._undefer()
         self._wake.set()
         if self._writer is not None:
             with contextlib.suppress(Exception):

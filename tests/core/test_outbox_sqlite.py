@@ -47,6 +47,17 @@ def all_events() -> list[Event]:
     return events
 
 
+async def read_all(outbox: SqliteOutbox, step: int) -> list[object]:
+    """Everything in the outbox, read as a sink reads it, ``step`` records at a time."""
+    back: list[object] = []
+    cursor = 0
+    while cursor < outbox.last_seq:
+        batch = await outbox.read(cursor, step)
+        back.extend(batch)
+        cursor = batch[-1].seq
+    return back
+
+
 def test_round_trip_through_the_database(tmp_path: Path) -> None:
     events = all_events()
     assert len(events) > 300
@@ -59,12 +70,7 @@ def test_round_trip_through_the_database(tmp_path: Path) -> None:
             [(event, {"rack": "r1"} if i % 2 else None) for i, event in enumerate(events)]
         )
         await outbox.flush()
-        back: list[object] = []
-        cursor = 0
-        while cursor < outbox.last_seq:
-            batch = await outbox.read(cursor, 100)
-            back.extend(batch)
-            cursor = batch[-1].seq
+        back = await read_all(outbox, 100)
         await outbox.close()
         reopened = SqliteOutbox(tmp_path / "o.sqlite3", window=1)
         await reopened.open()
@@ -147,12 +153,7 @@ def test_small_chunks_are_stored_uncompressed_and_every_form_reads_back(tmp_path
     async def read_back() -> list[object]:
         outbox = SqliteOutbox(path, window=1)
         await outbox.open()
-        back: list[object] = []
-        cursor = 0
-        while cursor < outbox.last_seq:
-            batch = await outbox.read(cursor, 7)
-            back.extend(batch)
-            cursor = batch[-1].seq
+        back = await read_all(outbox, 7)
         await outbox.close()
         return back
 
@@ -212,12 +213,7 @@ def test_a_version_1_database_is_converted_on_opening(tmp_path: Path) -> None:
         outbox = SqliteOutbox(path, window=1)
         await outbox.open()
         assert outbox.bridge_id == "old" and outbox.last_seq == records[-1].seq
-        back: list[object] = []
-        cursor = 0
-        while cursor < outbox.last_seq:
-            batch = await outbox.read(cursor, 64)
-            back.extend(batch)
-            cursor = batch[-1].seq
+        back = await read_all(outbox, 64)
         await outbox.close()
         return back
 

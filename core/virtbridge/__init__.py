@@ -129,7 +129,7 @@ from virtbridge.plugin.api import (
     TailOptions,
     TailType,
 )
-from virtbridge.plugin.bus import Acks, DomainStates, follow
+from virtbridge.plugin.bus import Acks, DomainStates, OneAtATime, follow
 from virtbridge.plugin.tls import tls_context
 from virtbridge.wire.cloudevents import (
     DomainStatus,
@@ -175,6 +175,7 @@ __all__ = [  # noqa: RUF022 (grouped by what a plugin author looks for, not sort
     # Helpers for sinks that publish to a message bus
     "Acks",
     "DomainStates",
+    "OneAtATime",
     "follow",
     "tls_context",
     "escape_token",

@@ -25,8 +25,6 @@ from ._connection import ConnectError, Connection, PackedProperties, Will, new_p
 from ._topics import OFFLINE, ONLINE, Layout
 
 CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
-STATE_DELAY = 0.002
-"""Seconds the retained states of a burst wait to be published together."""
 TRANSIENT = {0x97, 0x91}
 """PUBACK reasons worth another try (quota exceeded, packet id in use); other failures are
 refusals for good."""
@@ -51,7 +49,7 @@ class MqttSink(virtbridge.Sink):
         self.states = virtbridge.DomainStates(ctx.host)
         self._waiting: list[virtbridge.Acks] = []
         """Batches whose states wait for the next flush."""
-        self._flush_scheduled = False
+        self._states_due = virtbridge.OneAtATime(self._flush)
         self.discovered: set[str] = set()
         self._encode = msgspec.json.Encoder().encode
         self._properties = self._event_properties()
@@ -119,29 +117,29 @@ class MqttSink(virtbridge.Sink):
                 pending[mid] = (acks, record)
         conn.write_now()
         if self.config.retain_state and self.states.note(records):
-            # States go out a moment later, together: a burst of batches shares one flush,
-            # a domain whose state changed many times in it is published once, and the
-            # events themselves never wait behind a state.
+            # States go out after the events, one flush at a time: a lone event's at the
+            # end of this turn of the loop; in a burst, what changed while the previous
+            # flush was on its way goes together, a domain that changed many times once.
             acks.expect()
             self._waiting.append(acks)
-            if not self._flush_scheduled:
-                self._flush_scheduled = True
-                asyncio.get_running_loop().call_later(STATE_DELAY, self._flush)
+            self._states_due.request()
         if not wait:  # at most once: nothing comes back to wait for
             return None
         return acks.seal()
 
-    def _flush(self) -> None:
+    def _flush(self) -> asyncio.Future[None]:
         """Publish the states that changed since the last flush; the batches that changed
-        them are acknowledged when these are."""
-        self._flush_scheduled = False
+        them are acknowledged when these are (and so is what this returns)."""
         waiting, self._waiting = self._waiting, []
         flush = virtbridge.Acks()
         for name, status in self.states.changes().items():
             for mid in self._state(name, status):
                 flush.expect()
                 self._pending[mid] = (flush, None)
-        virtbridge.follow(flush.seal(), waiting)
+        done = flush.seal()
+        virtbridge.follow(done, waiting)
+        self.conn.write_now()
+        return done
 
     def _payload(self, record: virtbridge.Record) -> tuple[bytes, Properties | None]:
         envelope = self.ctx.cloudevent(record)
@@ -224,8 +222,7 @@ class MqttSink(virtbridge.Sink):
 
     async def close(self) -> None:
         conn = self.conn
-        if self._flush_scheduled:
-            self._flush()
+        self._states_due.run_now()
         if conn.connected:
             # A clean disconnect sends no last will: leave "offline" ourselves.
             offline = virtbridge.Acks()

@@ -29,8 +29,6 @@ from ._connection import ConnectError, Connection
 from ._names import state_key, subject_token
 from ._stream import StreamPlan, StreamProblem, ensure_bucket, ensure_stream
 
-STATE_DELAY = 0.002
-"""Seconds the states of a burst wait to be put into the bucket together."""
 CONTENT_TYPE = "application/cloudevents+json"
 TOO_LARGE = 10054
 """JetStream's "message size exceeds maximum allowed": a refusal for good."""
@@ -58,7 +56,7 @@ class NatsSink(virtbridge.Sink):
         self._pending: dict[str, tuple[virtbridge.Acks, virtbridge.Record | None]] = {}
         self.states = virtbridge.DomainStates(ctx.host)
         self._waiting: list[virtbridge.Acks] = []
-        self._flush_scheduled = False
+        self._states_due = virtbridge.OneAtATime(self._flush_soon)
         self._flushing: asyncio.Future[None] | None = None
         self.duplicates = 0
         self.described = ""
@@ -161,9 +159,7 @@ class NatsSink(virtbridge.Sink):
         if self.bucket and self.states.note(records):
             acks.expect()
             self._waiting.append(acks)
-            if not self._flush_scheduled:
-                self._flush_scheduled = True
-                asyncio.get_running_loop().call_later(STATE_DELAY, self._flush_soon)
+            self._states_due.request()
         future = acks.seal()
         if self.jetstream or self.bucket:
             asyncio.get_running_loop().call_later(self.config.ack_timeout, self._expire, acks)
@@ -183,15 +179,16 @@ class NatsSink(virtbridge.Sink):
             headers[f"ce-{key}"] = str(value)
         return self._encode(data), headers
 
-    def _flush_soon(self) -> None:
-        self._flushing = asyncio.ensure_future(self._flush())
+    def _flush_soon(self) -> asyncio.Future[None]:
+        """Start a flush (see _flush); what this returns completes with its puts."""
+        flush = virtbridge.Acks()
+        self._flushing = asyncio.ensure_future(self._flush(flush))
+        return flush.future
 
-    async def _flush(self) -> None:
+    async def _flush(self, flush: virtbridge.Acks) -> None:
         """Put the states that changed since the last flush into the bucket; the batches
         that changed them are acknowledged when these puts are."""
-        self._flush_scheduled = False
         waiting, self._waiting = self._waiting, []
-        flush = virtbridge.Acks()
         nc = self.conn.nc
         try:
             if nc is None:

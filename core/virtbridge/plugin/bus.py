@@ -1,12 +1,13 @@
 """What sinks for message buses share: the acknowledgement of a batch that the broker
-acknowledges message by message, and every domain's current state as a bus keeps it (MQTT's
-retained topics, a NATS key-value bucket), published only when an event changed it.
+acknowledges message by message, every domain's current state as a bus keeps it (MQTT's
+retained topics, a NATS key-value bucket), published only when an event changed it, and the
+pace of those publications.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from virtbridge.engine.lifecycle import EventType
 from virtbridge.errors import Rejected
@@ -128,3 +129,54 @@ def follow(source: asyncio.Future[None], dependents: Sequence[Acks]) -> None:
                 acks.failed(error)
 
     source.add_done_callback(done)
+
+
+class OneAtATime:
+    """Runs ``callback`` soon after it is requested, one run at a time: a run returns what
+    completes it (the broker's acknowledgement of the states it published, or None: done), and
+    requests made meanwhile wait for that, then run once, together.  A lone event's state goes
+    out at the end of the current turn of the loop; in a burst, each run publishes everything
+    that changed while the previous one was on its way, each domain once, so states go at the
+    broker's pace and never more often than it answers."""
+
+    def __init__(self, callback: Callable[[], asyncio.Future[None] | None]) -> None:
+        self._callback = callback
+        self._handle: asyncio.Handle | None = None
+        self._running: asyncio.Future[None] | None = None
+        self._wanted = False
+
+    @property
+    def pending(self) -> bool:
+        """Whether a run is requested and has not started yet."""
+        return self._handle is not None or self._wanted
+
+    def request(self) -> None:
+        if self.pending:
+            return
+        if self._running is not None:
+            self._wanted = True
+            return
+        self._handle = asyncio.get_running_loop().call_soon(self._run)
+
+    def run_now(self) -> None:
+        """Run a requested callback at once, without waiting for the one on its way (on
+        closing)."""
+        if self.pending:
+            if self._handle is not None:
+                self._handle.cancel()
+            self._run()
+
+    def _run(self) -> None:
+        self._handle = None
+        self._wanted = False
+        done = self._callback()
+        if done is not None and not done.done():
+            self._running = done
+            done.add_done_callback(self._finished)
+
+    def _finished(self, done: asyncio.Future[None]) -> None:
+        if self._running is done:
+            self._running = None
+        if self._wanted:
+            self._wanted = False
+            self._handle = asyncio.get_running_loop().call_soon(self._run)

@@ -123,8 +123,6 @@ def test_a_hook_wrapper_is_refused_with_a_clear_message(tmp_path: Path) -> None:
 def test_an_offer_is_taken_from_one_plugin_with_its_modules_present() -> None:
     """Configuration, tail and record pick what a plugin offers the same way: one plugin,
     the Python modules it needs present, or a clear error naming the plugins or the extra."""
-    import pytest as _pytest
-
     from virtbridge.errors import ConfigError
     from virtbridge.plugin.api import TailType
     from virtbridge.plugin.loading import the_offer
@@ -134,13 +132,11 @@ def test_an_offer_is_taken_from_one_plugin_with_its_modules_present() -> None:
 
     ready = offer("json")
     assert the_offer([("p1", ready)], "reading x://") is ready
-    with _pytest.raises(
-        ConfigError, match=r"reading x:// is offered by several plugins \(p1, p2\)"
-    ):
+    with pytest.raises(ConfigError, match=r"reading x:// is offered by several plugins \(p1, p2\)"):
         the_offer([("p1", ready), ("p2", offer())], "reading x://")
-    with _pytest.raises(
+    with pytest.raises(
         ConfigError, match=r"needs the Python module 'no_such_mod_1': pip install 'virtbridge\[x\]'"
     ):
         the_offer([("p1", offer("no_such_mod_1", extra="x"))], "reading x://")
-    with _pytest.raises(ConfigError, match="install the Python module 'no_such_mod_2'"):
+    with pytest.raises(ConfigError, match="install the Python module 'no_such_mod_2'"):
         the_offer([("p1", offer("no_such_mod_2"))], "recording --x")

@@ -53,15 +53,13 @@ class Pending:
         self.dead: list[tuple[str, int, str, str, float, bytes]] = []
         self.forget: list[str] = []
 
+    @property
+    def only_cursors(self) -> bool:
+        """Whether all there is to store is sinks' cursors (nothing at all: also true)."""
+        return not (self.records or self.positions or self.domains or self.dead or self.forget)
+
     def __bool__(self) -> bool:
-        return bool(
-            self.records
-            or self.cursors
-            or self.positions
-            or self.domains
-            or self.dead
-            or self.forget
-        )
+        return bool(self.cursors) or not self.only_cursors
 
 
 class Encoded(msgspec.Struct):
@@ -281,16 +279,16 @@ def fold(db: sqlite3.Connection) -> None:
         newest.update(_LOG_ENTRY.decode(decompress(body)))
     if not newest:
         return
-    forgotten = [(name,) for name, record in newest.items() if bytes(record) == b"null"]
+    kept: list[tuple[str, str]] = []
+    forgotten: list[tuple[str]] = []
+    for name, record in newest.items():
+        text = bytes(record)
+        if text == b"null":
+            forgotten.append((name,))
+        else:
+            kept.append((name, text.decode()))
     db.executemany("DELETE FROM domains WHERE name = ?", forgotten)
-    db.executemany(
-        "INSERT OR REPLACE INTO domains VALUES (?, ?)",
-        [
-            (name, bytes(record).decode())
-            for name, record in newest.items()
-            if bytes(record) != b"null"
-        ],
-    )
+    db.executemany("INSERT OR REPLACE INTO domains VALUES (?, ?)", kept)
     db.execute("DELETE FROM domain_log")
 
 

@@ -374,12 +374,10 @@ class SqliteOutbox(Outbox):
     def _deferred(self) -> bool:
         """Whether all that is pending is a cursor waiting for the next events (see commit):
         the loop may have been woken for events that store_now has taken meanwhile."""
-        pending = self._pending
         return (
             self._wake_later is not None
             and self._next_id_pending is None
-            and not (pending.records or pending.positions or pending.domains)
-            and not (pending.dead or pending.forget)
+            and self._pending.only_cursors
         )
 
     def store_now(self) -> None:
